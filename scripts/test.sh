@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install what is missing, build, and run the whole test suite under
+# AddressSanitizer + UndefinedBehaviorSanitizer. This is the README's second
+# command and what CI runs (.ci/run).
+#   scripts/test.sh            everything
+#   scripts/test.sh -L unit    extra arguments go to ctest
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+bash scripts/setup.sh --all
+jobs=$(nproc)
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLF_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/lsan.supp:print_suppressions=0}
+cd build-asan
+ctest --output-on-failure -j"$jobs" --timeout 900 "$@"

@@ -1,0 +1,15 @@
+/* cmd_demo.c — 'lockerfleet demo' (not built yet: being written). */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int lf_cmd_demo(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+        printf("usage: lockerfleet demo [options]\n(not implemented yet)\n");
+        return 0;
+    }
+    fprintf(stderr, "lockerfleet demo: not implemented yet\n");
+    return 1;
+}

@@ -1,0 +1,321 @@
+/*
+ * store.c — the store front: picks a backend from the URL, validates every
+ * append the same way for all backends, and implements subscriptions
+ * (catch-up then live, on a thread) on top of read_all + wait.
+ */
+#define _GNU_SOURCE
+#include "store_int.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct lf_store {
+    const lf_store_ops *ops;
+    void *impl;
+};
+
+static const lf_store_ops *backend_for(const char *url)
+{
+    if (strncmp(url, "sqlite:", 7) == 0) return &lf_store_sqlite_ops;
+#ifdef LF_HAVE_POSTGRES
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+        return &lf_store_postgres_ops;
+#endif
+#ifdef LF_HAVE_NATS
+    if (strncmp(url, "nats://", 7) == 0) return &lf_store_nats_ops;
+#endif
+#ifdef LF_HAVE_REDIS
+    if (strncmp(url, "redis://", 8) == 0) return &lf_store_redis_ops;
+#endif
+    return NULL;
+}
+
+int lf_store_open(const char *url, lf_store **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!url) return LF_EINVAL;
+    const lf_store_ops *ops = backend_for(url);
+    if (!ops) {
+        if (err) snprintf(err, errlen, "unknown store URL '%s' (want sqlite:PATH, postgres://, nats://, redis://)", url);
+        return LF_EINVAL;
+    }
+    void *impl = NULL;
+    char local[256] = "";
+    int rc = ops->open(url, &impl, err ? err : local, err ? errlen : sizeof local);
+    if (rc) return rc;
+    lf_store *s = lf_xcalloc(1, sizeof *s);
+    s->ops = ops;
+    s->impl = impl;
+    *out = s;
+    return 0;
+}
+
+void lf_store_close(lf_store *s)
+{
+    if (!s) return;
+    s->ops->close(s->impl);
+    free(s);
+}
+
+const char *lf_store_backend(const lf_store *s)
+{
+    return s->ops->name;
+}
+
+static bool valid_utf8_text(const char *p)
+{
+    const unsigned char *s = (const unsigned char *)p;
+    while (*s) {
+        if (*s < 0x20 || *s == 0x7f) return false; /* no control chars in names */
+        if (*s < 0x80) {
+            s++;
+            continue;
+        }
+        int n = (*s & 0xe0) == 0xc0 ? 1 : (*s & 0xf0) == 0xe0 ? 2 : (*s & 0xf8) == 0xf0 ? 3 : -1;
+        if (n < 0 || (*s == 0xc0 || *s == 0xc1)) return false;
+        for (int i = 1; i <= n; i++)
+            if ((s[i] & 0xc0) != 0x80) return false;
+        s += n + 1;
+    }
+    return true;
+}
+
+static int check_json_object(const char *txt, const char *what, size_t i)
+{
+    json_error_t je;
+    json_t *j = json_loads(txt, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    if (!j) {
+        lf_err_set("event %zu: %s is not valid JSON: %s", i, what, je.text);
+        return LF_EINVAL;
+    }
+    int ok = json_is_object(j);
+    json_decref(j);
+    if (!ok) {
+        lf_err_set("event %zu: %s must be a JSON object", i, what);
+        return LF_EINVAL;
+    }
+    return 0;
+}
+
+int lf_store_validate(const char *stream, int64_t expected, const lf_event_in *evs, size_t n)
+{
+    if (!stream || !*stream) {
+        lf_err_set("stream name is empty");
+        return LF_EINVAL;
+    }
+    if (strlen(stream) > LF_STREAM_MAX || !valid_utf8_text(stream)) {
+        lf_err_set("stream name is longer than %d bytes or has control/invalid bytes", LF_STREAM_MAX);
+        return LF_EINVAL;
+    }
+    if (expected == 0 || expected < LF_EXPECT_NO_STREAM) {
+        lf_err_set("expected version %lld is invalid (versions start at 1; use ANY or NO_STREAM)",
+                   (long long)expected);
+        return LF_EINVAL;
+    }
+    if (n == 0 || n > LF_BATCH_MAX || !evs) {
+        lf_err_set("batch must hold 1..%d events, not %zu", LF_BATCH_MAX, n);
+        return LF_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const lf_event_in *e = &evs[i];
+        if (e->id && *e->id && !lf_uuid_valid(e->id)) {
+            lf_err_set("event %zu: id is not a UUID", i);
+            return LF_EINVAL;
+        }
+        if (!e->type || !*e->type || strlen(e->type) > LF_TYPE_MAX || !valid_utf8_text(e->type)) {
+            lf_err_set("event %zu: type must be 1..%d printable bytes", i, LF_TYPE_MAX);
+            return LF_EINVAL;
+        }
+        if (!e->data) {
+            lf_err_set("event %zu: data is missing", i);
+            return LF_EINVAL;
+        }
+        if (strlen(e->data) > LF_EVENT_DATA_MAX) {
+            lf_err_set("event %zu: data is larger than %u bytes", i, LF_EVENT_DATA_MAX);
+            return LF_EINVAL;
+        }
+        int rc = check_json_object(e->data, "data", i);
+        if (rc) return rc;
+        if (e->meta && (rc = check_json_object(e->meta, "meta", i))) return rc;
+        if (e->time_ms < 0) {
+            lf_err_set("event %zu: time is negative", i);
+            return LF_EINVAL;
+        }
+    }
+    /* Duplicate ids inside one batch would make idempotency ambiguous. */
+    for (size_t i = 1; i < n && n <= 1000; i++)
+        for (size_t j = 0; j < i; j++)
+            if (evs[i].id && evs[j].id && *evs[i].id && strcasecmp(evs[i].id, evs[j].id) == 0) {
+                lf_err_set("event %zu: id repeats event %zu of the same batch", i, j);
+                return LF_EINVAL;
+            }
+    return 0;
+}
+
+int lf_store_append(lf_store *s, const char *stream, int64_t expected, const lf_event_in *evs,
+                    size_t n, lf_append_result *res)
+{
+    lf_append_result local;
+    int rc = lf_store_validate(stream, expected, evs, n);
+    if (rc) return rc;
+    return s->ops->append(s->impl, stream, expected, evs, n, res ? res : &local);
+}
+
+int lf_store_read_stream(lf_store *s, const char *stream, int64_t from_version, size_t max,
+                         lf_event_list *out)
+{
+    if (!stream || !*stream || from_version < 1) {
+        lf_err_set(!stream || !*stream ? "stream name is empty" : "from_version must be >= 1");
+        return LF_EINVAL;
+    }
+    if (max == 0) return 0;
+    return s->ops->read_stream(s->impl, stream, from_version, max, out);
+}
+
+int lf_store_read_all(lf_store *s, int64_t after, size_t max, lf_event_list *out)
+{
+    if (after < 0) {
+        lf_err_set("position must be >= 0");
+        return LF_EINVAL;
+    }
+    if (max == 0) return 0;
+    return s->ops->read_all(s->impl, after, max, out);
+}
+
+int lf_store_head(lf_store *s, int64_t *pos)
+{
+    return s->ops->head(s->impl, pos);
+}
+
+int lf_store_stream_version(lf_store *s, const char *stream, int64_t *version)
+{
+    if (!stream || !*stream) return LF_EINVAL;
+    return s->ops->stream_version(s->impl, stream, version);
+}
+
+int lf_store_wait(lf_store *s, int64_t after, int timeout_ms)
+{
+    int64_t deadline = lf_mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t head = 0;
+        int rc = s->ops->head(s->impl, &head);
+        if (rc) return rc;
+        if (head > after) return 0;
+        int64_t left = deadline - lf_mono_ms();
+        if (left <= 0) return LF_ETIMEDOUT;
+        if (s->ops->wait) {
+            rc = s->ops->wait(s->impl, after, (int)left);
+            if (rc == LF_ECLOSED) return rc;
+            if (rc && rc != LF_ETIMEDOUT) return rc;
+        } else {
+            lf_sleep_ms(left < 5 ? left : 5);
+        }
+    }
+}
+
+/* ---- subscriptions --------------------------------------------------- */
+struct lf_subscription {
+    lf_store *store;
+    pthread_t thread;
+    _Atomic int64_t position;
+    atomic_int stop;
+    size_t batch;
+    lf_store_handler handler;
+    void *ctx;
+};
+
+static void *sub_main(void *arg)
+{
+    lf_subscription *sub = arg;
+    lf_event_list l;
+    lf_event_list_init(&l);
+    while (!atomic_load(&sub->stop)) {
+        int64_t pos = atomic_load(&sub->position);
+        int rc = lf_store_read_all(sub->store, pos, sub->batch, &l);
+        if (rc) {
+            LF_WARN("store", "subscription read failed: %s %s", lf_strerror(rc), lf_err_get());
+            lf_sleep_ms(200);
+            continue;
+        }
+        if (l.n == 0) {
+            rc = lf_store_wait(sub->store, pos, 200);
+            if (rc == LF_ECLOSED) break;
+            continue;
+        }
+        for (size_t i = 0; i < l.n && !atomic_load(&sub->stop); i++) {
+            if (sub->handler(&l.ev[i], sub->ctx)) {
+                atomic_store(&sub->stop, 1);
+                atomic_store(&sub->position, l.ev[i].position);
+                break;
+            }
+            atomic_store(&sub->position, l.ev[i].position);
+        }
+        lf_event_list_free(&l);
+    }
+    lf_event_list_free(&l);
+    return NULL;
+}
+
+lf_subscription *lf_store_subscribe(lf_store *s, int64_t after, size_t batch,
+                                    lf_store_handler h, void *ctx)
+{
+    if (!s || !h || after < 0) return NULL;
+    lf_subscription *sub = lf_xcalloc(1, sizeof *sub);
+    sub->store = s;
+    atomic_store(&sub->position, after);
+    sub->batch = batch ? batch : 1000;
+    sub->handler = h;
+    sub->ctx = ctx;
+    if (pthread_create(&sub->thread, NULL, sub_main, sub) != 0) {
+        free(sub);
+        return NULL;
+    }
+    return sub;
+}
+
+int64_t lf_subscription_position(lf_subscription *sub)
+{
+    return atomic_load(&sub->position);
+}
+
+void lf_subscription_stop(lf_subscription *sub)
+{
+    if (!sub) return;
+    atomic_store(&sub->stop, 1);
+    pthread_join(sub->thread, NULL);
+    free(sub);
+}
+
+/* ---- event lists ----------------------------------------------------- */
+void lf_event_list_init(lf_event_list *l)
+{
+    l->ev = NULL;
+    l->n = l->cap = 0;
+}
+
+void lf_event_list_free(lf_event_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->ev[i].stream);
+        free(l->ev[i].type);
+        free(l->ev[i].data);
+        free(l->ev[i].meta);
+    }
+    free(l->ev);
+    lf_event_list_init(l);
+}
+
+lf_event *lf_event_list_push(lf_event_list *l)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->ev = lf_xrealloc(l->ev, l->cap * sizeof *l->ev);
+    }
+    lf_event *e = &l->ev[l->n++];
+    memset(e, 0, sizeof *e);
+    return e;
+}

@@ -1,0 +1,35 @@
+/*
+ * store_int.h — what a store backend implements. Only src/store/ includes
+ * this. store.c validates input, picks the backend from the URL and builds
+ * subscriptions on top of read_all + wait, so a backend implements just the
+ * primitives below. Every backend passes tests/conformance.
+ */
+#ifndef LF_STORE_INT_H
+#define LF_STORE_INT_H
+
+#include "store.h"
+
+typedef struct lf_store_ops {
+    const char *name;
+    /* url is the full URL; the backend parses what follows its scheme. */
+    int (*open)(const char *url, void **impl, char *err, size_t errlen);
+    void (*close)(void *impl);
+    /* Input already validated by store.c (lf_store_validate). */
+    int (*append)(void *impl, const char *stream, int64_t expected, const lf_event_in *evs,
+                  size_t n, lf_append_result *res);
+    int (*read_stream)(void *impl, const char *stream, int64_t from_version, size_t max,
+                       lf_event_list *out);
+    int (*read_all)(void *impl, int64_t after, size_t max, lf_event_list *out);
+    int (*head)(void *impl, int64_t *pos);
+    int (*stream_version)(void *impl, const char *stream, int64_t *version);
+    /* Block until head > after, timeout, or close. May wake spuriously
+     * (store.c re-checks). NULL: store.c polls head every few ms. */
+    int (*wait)(void *impl, int64_t after, int timeout_ms);
+} lf_store_ops;
+
+extern const lf_store_ops lf_store_sqlite_ops;
+extern const lf_store_ops lf_store_postgres_ops;
+extern const lf_store_ops lf_store_nats_ops;
+extern const lf_store_ops lf_store_redis_ops;
+
+#endif

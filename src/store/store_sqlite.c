@@ -1,0 +1,683 @@
+/*
+ * store_sqlite.c — the embedded event store on SQLite (the default backend,
+ * URL "sqlite:PATH").
+ *
+ * Schema (format 1; PRAGMA application_id marks the file as ours):
+ *   streams(sid INTEGER PRIMARY KEY, name TEXT UNIQUE, version INTEGER)
+ *   events(position INTEGER PRIMARY KEY, sid, version, id BLOB(16), type,
+ *          time, data, meta)  + UNIQUE(sid, version), UNIQUE(id)
+ *
+ * Writes: one writer connection. Appends from many threads are merged by
+ * group commit: the first appender to find no commit in progress becomes
+ * the leader, takes every queued batch, runs each in its own SAVEPOINT
+ * (a conflicting batch rolls back alone) inside one transaction, commits
+ * once (one fsync for all of them) and wakes the others.
+ *
+ * Durability: journal_mode=WAL, synchronous=FULL, so the WAL is fsynced at
+ * every commit: an append that returned 0 survives kill -9 and power loss.
+ *
+ * Ordering: positions are assigned inside the single write transaction and
+ * commits are serialised, so a reader always sees a prefix of the log: no
+ * later position is ever visible before an earlier one.
+ *
+ * Reads: a pool of read-only connections (WAL readers never block the
+ * writer).
+ */
+#define _GNU_SOURCE
+#include "store_int.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define APP_ID 0x4c464c54 /* "LFLT" */
+#define FORMAT_VERSION 1
+#define READERS 8
+
+typedef struct append_req {
+    const char *stream;
+    int64_t expected;
+    const lf_event_in *evs;
+    size_t n;
+    lf_append_result *res;
+    int rc;
+    char err[256];
+    int done;
+    struct append_req *next;
+} append_req;
+
+typedef struct {
+    sqlite3 *db;
+    int busy;
+} reader;
+
+typedef struct {
+    char *path;
+    sqlite3 *wdb;
+    sqlite3_stmt *st_stream_get, *st_stream_ins, *st_stream_upd, *st_ev_ins, *st_id_get;
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;  /* appenders waiting for their batch */
+    pthread_cond_t hcond;  /* waiters for a new head */
+    append_req *qhead, *qtail;
+    int leader;
+    int closing;
+    _Atomic int64_t head;
+    pthread_mutex_t rlock;
+    pthread_cond_t rcond;
+    reader readers[READERS];
+} sq_store;
+
+static int sq_err(sqlite3 *db, const char *what)
+{
+    lf_err_set("sqlite: %s: %s", what, sqlite3_errmsg(db));
+    int ec = sqlite3_errcode(db);
+    if (ec == SQLITE_NOTADB || ec == SQLITE_CORRUPT) return LF_ECORRUPT;
+    return LF_EIO;
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        lf_err_set("sqlite: %s: %s", sql, msg ? msg : "?");
+        int ec = sqlite3_errcode(db);
+        sqlite3_free(msg);
+        return (ec == SQLITE_NOTADB || ec == SQLITE_CORRUPT) ? LF_ECORRUPT : LF_EIO;
+    }
+    return 0;
+}
+
+static int query_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return sq_err(db, sql);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        *out = 0;
+        rc = 0;
+    } else {
+        rc = sq_err(db, sql);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int uuid_to_blob(const char *s, unsigned char out[16])
+{
+    char hex[33];
+    int j = 0;
+    for (int i = 0; s[i] && j < 32; i++)
+        if (s[i] != '-') hex[j++] = s[i];
+    hex[j] = '\0';
+    size_t bl;
+    if (sodium_hex2bin(out, 16, hex, 32, NULL, &bl, NULL) != 0 || bl != 16) return LF_EINVAL;
+    return 0;
+}
+
+static void blob_to_uuid(const unsigned char *b, int n, char out[LF_UUID_LEN])
+{
+    static const char hx[] = "0123456789abcdef";
+    if (n != 16) {
+        out[0] = '\0';
+        return;
+    }
+    int j = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out[j++] = '-';
+        out[j++] = hx[b[i] >> 4];
+        out[j++] = hx[b[i] & 15];
+    }
+    out[j] = '\0';
+}
+
+static int open_conn(const char *path, int readonly, sqlite3 **out)
+{
+    int flags = readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    flags |= SQLITE_OPEN_NOMUTEX;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+        int rc = sq_err(db, "open");
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    sqlite3_extended_result_codes(db, 0);
+    *out = db;
+    return 0;
+}
+
+static const char *SCHEMA =
+    "CREATE TABLE IF NOT EXISTS streams(sid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " version INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS events(position INTEGER PRIMARY KEY, sid INTEGER NOT NULL,"
+    " version INTEGER NOT NULL, id BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL,"
+    " data TEXT NOT NULL, meta TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_stream ON events(sid, version);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events(id);"
+    /* Immutability enforced in the file itself, not only by our code. */
+    "CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events"
+    " BEGIN SELECT RAISE(ABORT, 'events are immutable'); END;"
+    "CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events"
+    " BEGIN SELECT RAISE(ABORT, 'events are immutable'); END;";
+
+static int check_or_init(sq_store *s, char *err, size_t errlen)
+{
+    int64_t app = 0, nobj = 0, uv = 0;
+    int rc = query_int(s->wdb, "PRAGMA application_id", &app);
+    if (!rc) rc = query_int(s->wdb, "SELECT count(*) FROM sqlite_master", &nobj);
+    if (rc) {
+        snprintf(err, errlen, "%s is not a lockerfleet event store (or is damaged): %s", s->path,
+                 lf_err_get());
+        return LF_ECORRUPT;
+    }
+    if (nobj > 0 && app != APP_ID) {
+        snprintf(err, errlen, "%s is an SQLite database but not a lockerfleet event store", s->path);
+        return LF_ECORRUPT;
+    }
+    if (nobj > 0) {
+        query_int(s->wdb, "PRAGMA user_version", &uv);
+        if (uv != FORMAT_VERSION) {
+            snprintf(err, errlen, "%s has store format %lld, this build reads %d", s->path,
+                     (long long)uv, FORMAT_VERSION);
+            return LF_ECORRUPT;
+        }
+        /* A quick structural check catches truncated or overwritten files. */
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(s->wdb, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_ROW ||
+            strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
+            snprintf(err, errlen, "%s is damaged: %s", s->path, sqlite3_errmsg(s->wdb));
+            sqlite3_finalize(st);
+            return LF_ECORRUPT;
+        }
+        sqlite3_finalize(st);
+    }
+    if ((rc = exec(s->wdb, "PRAGMA journal_mode=WAL")) ||
+        (rc = exec(s->wdb, "PRAGMA synchronous=FULL"))) {
+        snprintf(err, errlen, "%s: %s", s->path, lf_err_get());
+        return rc;
+    }
+    exec(s->wdb, "PRAGMA cache_size=-65536");
+    exec(s->wdb, "PRAGMA wal_autocheckpoint=10000");
+    if (nobj == 0) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "PRAGMA application_id=%d; PRAGMA user_version=%d;", APP_ID,
+                 FORMAT_VERSION);
+        if ((rc = exec(s->wdb, "BEGIN IMMEDIATE")) || (rc = exec(s->wdb, sql)) ||
+            (rc = exec(s->wdb, SCHEMA)) || (rc = exec(s->wdb, "COMMIT"))) {
+            snprintf(err, errlen, "%s: creating the schema: %s", s->path, lf_err_get());
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int prepare_all(sq_store *s)
+{
+    struct {
+        sqlite3_stmt **st;
+        const char *sql;
+    } list[] = {
+        {&s->st_stream_get, "SELECT sid, version FROM streams WHERE name=?"},
+        {&s->st_stream_ins, "INSERT INTO streams(name, version) VALUES(?, 0)"},
+        {&s->st_stream_upd, "UPDATE streams SET version=? WHERE sid=?"},
+        {&s->st_ev_ins, "INSERT INTO events(sid, version, id, type, time, data, meta)"
+                        " VALUES(?,?,?,?,?,?,?)"},
+        {&s->st_id_get, "SELECT e.position, e.version, s.name FROM events e JOIN streams s"
+                        " ON s.sid=e.sid WHERE e.id=?"},
+    };
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+        if (sqlite3_prepare_v3(s->wdb, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].st,
+                               NULL) != SQLITE_OK)
+            return sq_err(s->wdb, list[i].sql);
+    return 0;
+}
+
+static void sq_close(void *impl);
+
+static int sq_open(const char *url, void **impl, char *err, size_t errlen)
+{
+    const char *path = url + strlen("sqlite:");
+    if (strncmp(path, "//", 2) == 0) path += 2;
+    if (!*path) {
+        snprintf(err, errlen, "sqlite store URL has no path (want sqlite:PATH)");
+        return LF_EINVAL;
+    }
+    sq_store *s = lf_xcalloc(1, sizeof *s);
+    s->path = lf_strdup(path);
+    pthread_mutex_init(&s->qlock, NULL);
+    pthread_cond_init(&s->qcond, NULL);
+    pthread_cond_init(&s->hcond, NULL);
+    pthread_mutex_init(&s->rlock, NULL);
+    pthread_cond_init(&s->rcond, NULL);
+    int rc = open_conn(path, 0, &s->wdb);
+    if (rc) {
+        snprintf(err, errlen, "cannot open %s: %s", path, lf_err_get());
+        goto fail;
+    }
+    if ((rc = check_or_init(s, err, errlen))) goto fail;
+    if ((rc = prepare_all(s))) {
+        snprintf(err, errlen, "%s: %s", path, lf_err_get());
+        goto fail;
+    }
+    int64_t h = 0;
+    if ((rc = query_int(s->wdb, "SELECT max(position) FROM events", &h))) {
+        snprintf(err, errlen, "%s: %s", path, lf_err_get());
+        goto fail;
+    }
+    atomic_store(&s->head, h);
+    *impl = s;
+    return 0;
+fail:
+    sq_close(s);
+    return rc;
+}
+
+static void sq_close(void *impl)
+{
+    sq_store *s = impl;
+    if (!s) return;
+    pthread_mutex_lock(&s->qlock);
+    s->closing = 1;
+    while (s->leader) pthread_cond_wait(&s->qcond, &s->qlock);
+    pthread_cond_broadcast(&s->hcond);
+    pthread_mutex_unlock(&s->qlock);
+    sqlite3_stmt *sts[] = {s->st_stream_get, s->st_stream_ins, s->st_stream_upd, s->st_ev_ins,
+                           s->st_id_get};
+    for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++) sqlite3_finalize(sts[i]);
+    for (int i = 0; i < READERS; i++)
+        if (s->readers[i].db) sqlite3_close(s->readers[i].db);
+    if (s->wdb) sqlite3_close(s->wdb);
+    pthread_mutex_destroy(&s->qlock);
+    pthread_cond_destroy(&s->qcond);
+    pthread_cond_destroy(&s->hcond);
+    pthread_mutex_destroy(&s->rlock);
+    pthread_cond_destroy(&s->rcond);
+    free(s->path);
+    free(s);
+}
+
+/* Is the batch already stored? 1 = yes (res filled), 0 = first id is new,
+ * negative = error (LF_EEXIST when only part of it is). Runs inside the
+ * write transaction. */
+static int check_duplicate(sq_store *s, append_req *r)
+{
+    const lf_event_in *e0 = &r->evs[0];
+    if (!e0->id || !*e0->id) return 0;
+    int64_t first = 0, last = 0, lastv = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        unsigned char b[16];
+        if (!r->evs[i].id || !*r->evs[i].id || uuid_to_blob(r->evs[i].id, b)) {
+            if (i == 0) return 0;
+            snprintf(r->err, sizeof r->err, "event %zu: batch partly stored already", i);
+            return LF_EEXIST;
+        }
+        sqlite3_stmt *st = s->st_id_get;
+        sqlite3_reset(st);
+        sqlite3_bind_blob(st, 1, b, 16, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) {
+            sqlite3_reset(st);
+            if (i == 0) return 0;
+            snprintf(r->err, sizeof r->err, "event %zu: batch partly stored already", i);
+            return LF_EEXIST;
+        }
+        if (rc != SQLITE_ROW) {
+            int e = sq_err(s->wdb, "id lookup");
+            sqlite3_reset(st);
+            return e;
+        }
+        int64_t pos = sqlite3_column_int64(st, 0);
+        int64_t ver = sqlite3_column_int64(st, 1);
+        const char *name = (const char *)sqlite3_column_text(st, 2);
+        int same = name && strcmp(name, r->stream) == 0 && (i == 0 || pos > last);
+        sqlite3_reset(st);
+        if (!same) {
+            snprintf(r->err, sizeof r->err,
+                     "event %zu: id already stored in another stream or order", i);
+            return LF_EEXIST;
+        }
+        if (i == 0) first = pos;
+        last = pos;
+        lastv = ver;
+    }
+    r->res->first_position = first;
+    r->res->last_position = last;
+    r->res->last_version = lastv;
+    r->res->duplicate = 1;
+    return 1;
+}
+
+/* One batch inside the open transaction. */
+static int apply_one(sq_store *s, append_req *r)
+{
+    int rc = check_duplicate(s, r);
+    if (rc < 0) return rc;
+    if (rc == 1) return 0;
+    sqlite3_stmt *st = s->st_stream_get;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, r->stream, -1, SQLITE_STATIC);
+    int64_t sid = 0, ver = 0;
+    int exists = 0;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        sid = sqlite3_column_int64(st, 0);
+        ver = sqlite3_column_int64(st, 1);
+        exists = 1;
+    } else if (rc != SQLITE_DONE) {
+        sqlite3_reset(st);
+        return sq_err(s->wdb, "stream lookup");
+    }
+    sqlite3_reset(st);
+    if (r->expected == LF_EXPECT_NO_STREAM && exists && ver > 0) {
+        snprintf(r->err, sizeof r->err, "stream '%s' exists (version %lld), expected none",
+                 r->stream, (long long)ver);
+        return LF_ECONFLICT;
+    }
+    if (r->expected >= 1 && r->expected != ver) {
+        snprintf(r->err, sizeof r->err, "stream '%s' is at version %lld, expected %lld",
+                 r->stream, (long long)ver, (long long)r->expected);
+        return LF_ECONFLICT;
+    }
+    if (!exists) {
+        st = s->st_stream_ins;
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, r->stream, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            sqlite3_reset(st);
+            return sq_err(s->wdb, "stream insert");
+        }
+        sqlite3_reset(st);
+        sid = sqlite3_last_insert_rowid(s->wdb);
+    }
+    int64_t now = lf_now_ms();
+    st = s->st_ev_ins;
+    for (size_t i = 0; i < r->n; i++) {
+        const lf_event_in *e = &r->evs[i];
+        unsigned char b[16];
+        if (e->id && *e->id) {
+            uuid_to_blob(e->id, b);
+        } else {
+            char u[LF_UUID_LEN];
+            lf_uuid_v7(u);
+            uuid_to_blob(u, b);
+        }
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, sid);
+        sqlite3_bind_int64(st, 2, ver + (int64_t)i + 1);
+        sqlite3_bind_blob(st, 3, b, 16, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 4, e->type, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, e->time_ms ? e->time_ms : now);
+        sqlite3_bind_text(st, 6, e->data, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, e->meta ? e->meta : "{}", -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            if (sqlite3_errcode(s->wdb) == SQLITE_CONSTRAINT) {
+                snprintf(r->err, sizeof r->err, "event %zu: id already stored", i);
+                return LF_EEXIST;
+            }
+            return sq_err(s->wdb, "event insert");
+        }
+        int64_t pos = sqlite3_last_insert_rowid(s->wdb);
+        if (i == 0) r->res->first_position = pos;
+        r->res->last_position = pos;
+    }
+    st = s->st_stream_upd;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, ver + (int64_t)r->n);
+    sqlite3_bind_int64(st, 2, sid);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return sq_err(s->wdb, "stream update");
+    r->res->last_version = ver + (int64_t)r->n;
+    r->res->duplicate = 0;
+    return 0;
+}
+
+/* The leader commits a group of batches in one transaction. */
+static void commit_group(sq_store *s, append_req *group)
+{
+    int rc = exec(s->wdb, "BEGIN IMMEDIATE");
+    if (rc) {
+        for (append_req *r = group; r; r = r->next) {
+            r->rc = rc;
+            snprintf(r->err, sizeof r->err, "%s", lf_err_get());
+        }
+        return;
+    }
+    for (append_req *r = group; r; r = r->next) {
+        if (exec(s->wdb, "SAVEPOINT b")) {
+            r->rc = LF_EIO;
+            snprintf(r->err, sizeof r->err, "%s", lf_err_get());
+            continue;
+        }
+        r->rc = apply_one(s, r);
+        if (r->rc) {
+            if (!r->err[0]) snprintf(r->err, sizeof r->err, "%s", lf_err_get());
+            exec(s->wdb, "ROLLBACK TO b");
+        }
+        exec(s->wdb, "RELEASE b");
+    }
+    rc = exec(s->wdb, "COMMIT");
+    if (rc) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "commit failed: %s", lf_err_get());
+        exec(s->wdb, "ROLLBACK");
+        for (append_req *r = group; r; r = r->next)
+            if (r->rc == 0) {
+                r->rc = rc;
+                snprintf(r->err, sizeof r->err, "%s", msg);
+            }
+    }
+}
+
+static int sq_append(void *impl, const char *stream, int64_t expected, const lf_event_in *evs,
+                     size_t n, lf_append_result *res)
+{
+    sq_store *s = impl;
+    append_req me = {.stream = stream, .expected = expected, .evs = evs, .n = n, .res = res};
+    pthread_mutex_lock(&s->qlock);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->qlock);
+        return LF_ECLOSED;
+    }
+    if (s->qtail) s->qtail->next = &me;
+    else s->qhead = &me;
+    s->qtail = &me;
+    while (!me.done) {
+        if (!s->leader) {
+            s->leader = 1;
+            append_req *group = s->qhead;
+            s->qhead = s->qtail = NULL;
+            pthread_mutex_unlock(&s->qlock);
+            commit_group(s, group);
+            int64_t h = atomic_load(&s->head);
+            for (append_req *r = group; r; r = r->next)
+                if (r->rc == 0 && r->res->last_position > h) h = r->res->last_position;
+            pthread_mutex_lock(&s->qlock);
+            atomic_store(&s->head, h);
+            /* Wake everyone of this group; mark done only under the lock. */
+            for (append_req *r = group, *nx; r; r = nx) {
+                nx = r->next;
+                r->done = 1;
+            }
+            s->leader = 0;
+            pthread_cond_broadcast(&s->qcond);
+            pthread_cond_broadcast(&s->hcond);
+        } else {
+            pthread_cond_wait(&s->qcond, &s->qlock);
+        }
+    }
+    pthread_mutex_unlock(&s->qlock);
+    if (me.rc && me.err[0]) lf_err_set("%s", me.err);
+    return me.rc;
+}
+
+/* ---- reads ----------------------------------------------------------- */
+static int reader_get(sq_store *s, int *idx)
+{
+    pthread_mutex_lock(&s->rlock);
+    for (;;) {
+        for (int i = 0; i < READERS; i++)
+            if (!s->readers[i].busy) {
+                s->readers[i].busy = 1;
+                pthread_mutex_unlock(&s->rlock);
+                if (!s->readers[i].db) {
+                    int rc = open_conn(s->path, 1, &s->readers[i].db);
+                    if (rc) {
+                        pthread_mutex_lock(&s->rlock);
+                        s->readers[i].busy = 0;
+                        pthread_cond_signal(&s->rcond);
+                        pthread_mutex_unlock(&s->rlock);
+                        return rc;
+                    }
+                }
+                *idx = i;
+                return 0;
+            }
+        pthread_cond_wait(&s->rcond, &s->rlock);
+    }
+}
+
+static void reader_put(sq_store *s, int idx)
+{
+    pthread_mutex_lock(&s->rlock);
+    s->readers[idx].busy = 0;
+    pthread_cond_signal(&s->rcond);
+    pthread_mutex_unlock(&s->rlock);
+}
+
+static int read_rows(sqlite3 *db, sqlite3_stmt *st, lf_event_list *out)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        lf_event *e = lf_event_list_push(out);
+        e->position = sqlite3_column_int64(st, 0);
+        e->stream = lf_strdup((const char *)sqlite3_column_text(st, 1));
+        e->version = sqlite3_column_int64(st, 2);
+        blob_to_uuid(sqlite3_column_blob(st, 3), sqlite3_column_bytes(st, 3), e->id);
+        e->type = lf_strdup((const char *)sqlite3_column_text(st, 4));
+        e->time_ms = sqlite3_column_int64(st, 5);
+        e->data = lf_strdup((const char *)sqlite3_column_text(st, 6));
+        e->meta = lf_strdup((const char *)sqlite3_column_text(st, 7));
+    }
+    return rc == SQLITE_DONE ? 0 : sq_err(db, "read");
+}
+
+static int sq_read(sq_store *s, const char *sql, const char *stream, int64_t from, size_t max,
+                   lf_event_list *out)
+{
+    int idx, rc = reader_get(s, &idx);
+    if (rc) return rc;
+    sqlite3 *db = s->readers[idx].db;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        rc = sq_err(db, "prepare read");
+        goto out;
+    }
+    int k = 1;
+    if (stream) sqlite3_bind_text(st, k++, stream, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, k++, from);
+    sqlite3_bind_int64(st, k, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+    rc = read_rows(db, st, out);
+    sqlite3_finalize(st);
+out:
+    reader_put(s, idx);
+    return rc;
+}
+
+static int sq_read_stream(void *impl, const char *stream, int64_t from_version, size_t max,
+                          lf_event_list *out)
+{
+    return sq_read(impl,
+                   "SELECT e.position, s.name, e.version, e.id, e.type, e.time, e.data, e.meta"
+                   " FROM streams s JOIN events e ON e.sid = s.sid"
+                   " WHERE s.name = ? AND e.version >= ? ORDER BY e.version LIMIT ?",
+                   stream, from_version, max, out);
+}
+
+static int sq_read_all(void *impl, int64_t after, size_t max, lf_event_list *out)
+{
+    return sq_read(impl,
+                   "SELECT e.position, s.name, e.version, e.id, e.type, e.time, e.data, e.meta"
+                   " FROM events e JOIN streams s ON s.sid = e.sid"
+                   " WHERE e.position > ? ORDER BY e.position LIMIT ?",
+                   NULL, after, max, out);
+}
+
+static int sq_head(void *impl, int64_t *pos)
+{
+    sq_store *s = impl;
+    /* Another process (an operator tool) may have appended: trust the file. */
+    int idx, rc = reader_get(s, &idx);
+    if (rc) return rc;
+    rc = query_int(s->readers[idx].db, "SELECT max(position) FROM events", pos);
+    reader_put(s, idx);
+    return rc;
+}
+
+static int sq_stream_version(void *impl, const char *stream, int64_t *version)
+{
+    sq_store *s = impl;
+    int idx, rc = reader_get(s, &idx);
+    if (rc) return rc;
+    sqlite3 *db = s->readers[idx].db;
+    sqlite3_stmt *st;
+    *version = 0;
+    if (sqlite3_prepare_v2(db, "SELECT version FROM streams WHERE name=?", -1, &st, NULL) !=
+        SQLITE_OK) {
+        rc = sq_err(db, "stream version");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, stream, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *version = sqlite3_column_int64(st, 0);
+    rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : sq_err(db, "stream version");
+    sqlite3_finalize(st);
+out:
+    reader_put(s, idx);
+    return rc;
+}
+
+static int sq_wait(void *impl, int64_t after, int timeout_ms)
+{
+    sq_store *s = impl;
+    /* Woken by our own commits; capped at 100 ms to notice other writers. */
+    int wait = timeout_ms < 100 ? timeout_ms : 100;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += wait / 1000;
+    ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&s->qlock);
+    if (s->closing) rc = LF_ECLOSED;
+    else if (atomic_load(&s->head) <= after) pthread_cond_timedwait(&s->hcond, &s->qlock, &ts);
+    if (s->closing) rc = LF_ECLOSED;
+    pthread_mutex_unlock(&s->qlock);
+    return rc;
+}
+
+const lf_store_ops lf_store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .append = sq_append,
+    .read_stream = sq_read_stream,
+    .read_all = sq_read_all,
+    .head = sq_head,
+    .stream_version = sq_stream_version,
+    .wait = sq_wait,
+};

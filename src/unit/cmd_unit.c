@@ -1,0 +1,15 @@
+/* cmd_unit.c — 'lockerfleet unit' (not built yet: being written). */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int lf_cmd_unit(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+        printf("usage: lockerfleet unit [options]\n(not implemented yet)\n");
+        return 0;
+    }
+    fprintf(stderr, "lockerfleet unit: not implemented yet\n");
+    return 1;
+}

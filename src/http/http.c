@@ -1,0 +1,441 @@
+/*
+ * http.c — lf_http server on libmicrohttpd (see http.h). One thread per
+ * connection, so handlers may block on bounded waits. Bodies are read into
+ * a capped buffer; past the cap the request is answered 413 without
+ * running the handler. Every request gets one log line: method, path,
+ * status, ms (never headers, so never a token).
+ */
+#define _GNU_SOURCE
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct lf_http_server {
+    struct MHD_Daemon *d;
+    lf_http_handler handler;
+    void *app;
+    size_t body_max;
+    int port;
+    const char *component;
+    int quiet;
+    char *cert_pem, *key_pem;
+};
+
+typedef struct {
+    lf_buf body;
+    int too_big;
+    int64_t start_us;
+} reqctx;
+
+int lf_http_parse_listen(const char *listen, char *host, int *port)
+{
+    if (!listen) return LF_EINVAL;
+    const char *colon = strrchr(listen, ':');
+    if (!colon) return LF_EINVAL;
+    size_t hl = (size_t)(colon - listen);
+    if (hl >= 256) return LF_EINVAL;
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    int64_t p;
+    if (lf_parse_i64(colon + 1, &p) || p < 0 || p > 65535) return LF_EINVAL;
+    *port = (int)p;
+    return 0;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    lf_buf b;
+    lf_buf_init(&b, 1 << 20);
+    char tmp[4096];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+        if (lf_buf_append(&b, tmp, n)) break;
+    fclose(f);
+    if (!b.data) lf_buf_append(&b, "", 0);
+    return b.data;
+}
+
+const char *lf_http_query(lf_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *lf_http_header(lf_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *lf_http_bearer(lf_http_req *req)
+{
+    const char *a = lf_http_header(req, "Authorization");
+    if (!a || strncasecmp(a, "Bearer ", 7) != 0) return NULL;
+    a += 7;
+    while (*a == ' ') a++;
+    return *a ? a : NULL;
+}
+
+int lf_http_query_i64(lf_http_req *req, lf_http_resp *resp, const char *name, int64_t min,
+                      int64_t max, int64_t def, int64_t *out)
+{
+    const char *v = lf_http_query(req, name);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    int64_t x;
+    if (lf_parse_i64(v, &x) || x < min || x > max) {
+        lf_http_error(resp, 400, "invalid_parameter",
+                      "query parameter '%s' must be an integer in [%lld, %lld]", name,
+                      (long long)min, (long long)max);
+        return LF_EINVAL;
+    }
+    *out = x;
+    return 0;
+}
+
+json_t *lf_http_body_json(lf_http_req *req, lf_http_resp *resp)
+{
+    if (req->body_len == 0) {
+        lf_http_error(resp, 400, "invalid_json", "request body is empty; a JSON object is required");
+        return NULL;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (!j) {
+        lf_http_error(resp, 400, "invalid_json", "body is not valid JSON (line %d, column %d): %s",
+                      je.line, je.column, je.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        lf_http_error(resp, 400, "invalid_json", "body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+void lf_http_json(lf_http_resp *resp, int status, json_t *obj)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    resp->body.len = 0;
+    char *s = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (s) {
+        lf_buf_append(&resp->body, s, strlen(s));
+        free(s);
+    }
+}
+
+void lf_http_error(lf_http_resp *resp, int status, const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    if (!e) /* message not valid UTF-8: say so without echoing it */
+        e = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message",
+                      "invalid request (details not representable)");
+    lf_http_json(resp, status, e);
+}
+
+void lf_http_header_add(lf_http_resp *resp, const char *name, const char *value)
+{
+    if (resp->nheaders >= 16) return;
+    resp->headers[resp->nheaders][0] = lf_strdup(name);
+    resp->headers[resp->nheaders][1] = lf_strdup(value);
+    resp->nheaders++;
+}
+
+void lf_http_text(lf_http_resp *resp, int status, const char *content_type, const void *data,
+                  size_t len)
+{
+    resp->status = status;
+    resp->content_type = content_type;
+    resp->body.len = 0;
+    lf_buf_append(&resp->body, data, len);
+}
+
+static void split_path(lf_http_req *req, char *copy)
+{
+    req->nsegs = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        if (req->nsegs >= LF_HTTP_MAX_SEGS) {
+            req->nsegs = -1;
+            return;
+        }
+        req->segs[req->nsegs++] = t;
+    }
+}
+
+static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    lf_http_resp *r = cls;
+    ssize_t n = r->stream_fn(r->stream_ctx, buf, max);
+    if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
+    return n;
+}
+
+static void stream_free_cb(void *cls)
+{
+    lf_http_resp *r = cls;
+    if (r->stream_free) r->stream_free(r->stream_ctx);
+    for (int i = 0; i < r->nheaders; i++) {
+        free(r->headers[i][0]);
+        free(r->headers[i][1]);
+    }
+    lf_buf_free(&r->body);
+    free(r);
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *c, lf_http_resp *r)
+{
+    struct MHD_Response *mr;
+    if (r->stream_fn) {
+        mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_cb, r,
+                                               stream_free_cb);
+    } else {
+        mr = MHD_create_response_from_buffer(r->body.len, r->body.data ? r->body.data : (void *)"",
+                                             MHD_RESPMEM_MUST_COPY);
+    }
+    if (!mr) return MHD_NO;
+    MHD_add_response_header(mr, "Content-Type",
+                            r->content_type ? r->content_type : "application/json");
+    for (int i = 0; i < r->nheaders; i++) MHD_add_response_header(mr, r->headers[i][0], r->headers[i][1]);
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->status, mr);
+    MHD_destroy_response(mr);
+    return ok;
+}
+
+static void log_line(lf_http_server *s, const char *method, const char *url, int status,
+                     int64_t start_us, const char *rid)
+{
+    if (s->quiet) return;
+    double ms = (double)(lf_mono_us() - start_us) / 1000.0;
+    /* The path only: never headers or bodies, so never a token. Paths
+     * carry no secrets in our API (codes travel in bodies). */
+    char safe[256];
+    size_t j = 0;
+    for (size_t i = 0; url[i] && j < sizeof safe - 1; i++)
+        safe[j++] = (url[i] < 0x20 || url[i] == 0x7f) ? '?' : url[i];
+    safe[j] = '\0';
+    lf_log(LF_LOG_INFO, s->component, "%s %s %d %.1fms rid=%s", method, safe, status, ms, rid);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    lf_http_server *s = cls;
+    reqctx *rc = *con_cls;
+    if (!rc) {
+        rc = lf_xcalloc(1, sizeof *rc);
+        lf_buf_init(&rc->body, s->body_max);
+        rc->start_us = lf_mono_us();
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        int64_t n;
+        if (cl && lf_parse_i64(cl, &n) == 0 && (n < 0 || (uint64_t)n > s->body_max))
+            rc->too_big = 1;
+        *con_cls = rc;
+        if (!rc->too_big) return MHD_YES;
+    }
+    if (*upload_data_size && !rc->too_big) {
+        if (lf_buf_append(&rc->body, upload_data, *upload_data_size)) rc->too_big = 1;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    lf_http_resp *resp = lf_xcalloc(1, sizeof *resp);
+    lf_buf_init(&resp->body, 0);
+    resp->status = 200;
+    char rid[17];
+    snprintf(rid, sizeof rid, "%08x%08x", lf_random_u32(), lf_random_u32());
+    if (rc->too_big) {
+        lf_http_error(resp, 413, "body_too_large", "request body exceeds %zu bytes", s->body_max);
+    } else {
+        lf_http_req req = {0};
+        req.method = method;
+        req.path = url;
+        req.body = rc->body.data ? rc->body.data : "";
+        req.body_len = rc->body.len;
+        req.start_us = rc->start_us;
+        req.conn = c;
+        memcpy(req.request_id, rid, sizeof rid);
+        char *copy = lf_strdup(url);
+        split_path(&req, copy);
+        char addr[INET6_ADDRSTRLEN] = "?";
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr, sizeof addr);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr, sizeof addr);
+        }
+        req.remote = addr;
+        if (req.nsegs < 0) lf_http_error(resp, 404, "not_found", "path has too many segments");
+        else s->handler(&req, resp, s->app);
+        free(copy);
+    }
+    log_line(s, method, url, resp->status, rc->start_us, rid);
+    enum MHD_Result ok = send_resp(c, resp);
+    if (!resp->stream_fn) stream_free_cb(resp); /* streamed: freed by MHD */
+    else if (ok != MHD_YES) {
+        /* MHD did not take the response: it already called stream_free. */
+    }
+    return ok;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    reqctx *rc = *con_cls;
+    if (!rc) return;
+    lf_buf_free(&rc->body);
+    free(rc);
+    *con_cls = NULL;
+}
+
+lf_http_server *lf_http_start(const lf_http_config *cfg, lf_http_handler h, void *app)
+{
+    char host[256];
+    int port;
+    if (lf_http_parse_listen(cfg->listen, host, &port)) {
+        lf_err_set("invalid listen address '%s' (want HOST:PORT)", cfg->listen ? cfg->listen : "");
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t slen;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (!*host || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(INADDR_ANY);
+        sin->sin_port = htons((uint16_t)port);
+        slen = sizeof *sin;
+    } else {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+        if (getaddrinfo(host, NULL, &hints, &ai) != 0 || !ai) {
+            lf_err_set("cannot resolve listen host '%s'", host);
+            return NULL;
+        }
+        memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+        slen = ai->ai_addrlen;
+        freeaddrinfo(ai);
+        if (ss.ss_family == AF_INET6) {
+            ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+            flags |= MHD_USE_IPv6;
+        } else {
+            ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+        }
+    }
+    (void)slen;
+    lf_http_server *s = lf_xcalloc(1, sizeof *s);
+    s->handler = h;
+    s->app = app;
+    s->body_max = cfg->body_max ? cfg->body_max : (1u << 20);
+    s->component = cfg->log_component ? cfg->log_component : "http";
+    s->quiet = cfg->quiet;
+    if (cfg->tls_cert || cfg->tls_key) {
+        if (!cfg->tls_cert || !cfg->tls_key) {
+            lf_err_set("TLS needs both a certificate and a key");
+            free(s);
+            return NULL;
+        }
+        s->cert_pem = read_file(cfg->tls_cert);
+        s->key_pem = read_file(cfg->tls_key);
+        if (!s->cert_pem || !s->key_pem) {
+            lf_err_set("cannot read TLS certificate '%s' or key '%s'", cfg->tls_cert, cfg->tls_key);
+            free(s->cert_pem);
+            free(s->key_pem);
+            free(s);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    unsigned limit = cfg->conn_limit ? cfg->conn_limit : 4096;
+    if (s->cert_pem) {
+        s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                MHD_OPTION_CONNECTION_LIMIT, limit,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                                MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
+                                MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
+                                MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem,
+                                MHD_OPTION_HTTPS_MEM_KEY, s->key_pem, MHD_OPTION_END);
+    } else {
+        s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                MHD_OPTION_CONNECTION_LIMIT, limit,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                                MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
+                                MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
+    }
+    if (!s->d) {
+        lf_err_set("cannot listen on %s (address in use or not permitted)", cfg->listen);
+        free(s->cert_pem);
+        free(s->key_pem);
+        free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : port;
+    return s;
+}
+
+int lf_http_port(const lf_http_server *s)
+{
+    return s->port;
+}
+
+void lf_http_quiesce(lf_http_server *s)
+{
+    if (!s || !s->d) return;
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+void lf_http_stop(lf_http_server *s)
+{
+    if (!s) return;
+    lf_http_quiesce(s);
+    /* Let in-flight requests finish (bounded). */
+    for (int i = 0; i < 100; i++) {
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!di || di->num_connections == 0) break;
+        lf_sleep_ms(100);
+    }
+    MHD_stop_daemon(s->d);
+    free(s->cert_pem);
+    free(s->key_pem);
+    free(s);
+}

@@ -1,0 +1,109 @@
+/*
+ * http.h — the HTTP server every lockerfleet process uses (hub, unit, sim),
+ * on libmicrohttpd, thread per connection: a handler may block (bounded
+ * waits for ?min_position, live calls to a unit, server-sent events).
+ *
+ * A handler gets a parsed request (method, path, query, headers, the whole
+ * body, already bounded by body_max: bigger bodies are answered 413 before
+ * the handler runs) and fills a response. JSON helpers build the error
+ * contract {"error":{"code","message"}}.
+ *
+ * Streaming (SSE): lf_http_resp_stream() hands MHD a producer callback
+ * that is called on the connection's own thread until it returns < 0.
+ */
+#ifndef LF_HTTP_H
+#define LF_HTTP_H
+
+#include "core/lf.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct lf_http_server lf_http_server;
+typedef struct lf_http_req lf_http_req;
+
+#define LF_HTTP_MAX_SEGS 16
+
+struct lf_http_req {
+    const char *method;          /* "GET", "POST", ... */
+    const char *path;            /* URL path, without the query string */
+    const char *body;            /* NUL-terminated; "" when none */
+    size_t body_len;
+    const char *segs[LF_HTTP_MAX_SEGS]; /* path split on '/', URL-decoded */
+    int nsegs;                   /* -1 when the path has too many segments */
+    int64_t start_us;            /* monotonic time the request arrived */
+    const char *remote;          /* peer address text */
+    void *conn;                  /* internal (struct MHD_Connection *) */
+    char request_id[17];         /* random hex id for logs */
+};
+
+typedef struct {
+    int status;
+    const char *content_type; /* default application/json */
+    lf_buf body;
+    char *headers[16][2]; /* extra headers (owned) */
+    int nheaders;
+    /* Streaming: when set, the body is produced by stream_fn. It writes up
+     * to max bytes into buf and returns the count, 0 to be called again
+     * later (it should block briefly first), or -1 at the end. stream_free
+     * is called with stream_ctx when the connection ends. */
+    ssize_t (*stream_fn)(void *ctx, char *buf, size_t max);
+    void (*stream_free)(void *ctx);
+    void *stream_ctx;
+    /* Text logged as the "what" of the request log line (e.g. route);
+     * static string, optional. */
+    const char *route;
+} lf_http_resp;
+
+typedef void (*lf_http_handler)(lf_http_req *req, lf_http_resp *resp, void *app);
+
+typedef struct {
+    const char *listen;   /* "HOST:PORT"; port 0 picks a free port */
+    size_t body_max;      /* bytes; 0 = 1 MiB */
+    unsigned conn_limit;  /* 0 = 4096 */
+    const char *tls_cert; /* PEM file paths: both set = HTTPS */
+    const char *tls_key;
+    const char *log_component; /* component name in request log lines */
+    int quiet;            /* 1: no per-request log line */
+} lf_http_config;
+
+/* Starts serving on its own threads. Returns NULL with lf_err_get() set. */
+lf_http_server *lf_http_start(const lf_http_config *cfg, lf_http_handler h, void *app);
+/* The port actually bound (useful with port 0). */
+int lf_http_port(const lf_http_server *s);
+/* Graceful stop: stops accepting, lets in-flight requests finish (up to
+ * about 10 s), then frees. NULL is a no-op. */
+void lf_http_stop(lf_http_server *s);
+/* Stop accepting new connections (first half of a graceful stop). */
+void lf_http_quiesce(lf_http_server *s);
+
+/* Request accessors; strings borrowed from the request. NULL if absent. */
+const char *lf_http_query(lf_http_req *req, const char *name);
+const char *lf_http_header(lf_http_req *req, const char *name);
+/* The bearer token of the Authorization header, or NULL. */
+const char *lf_http_bearer(lf_http_req *req);
+/* Query parameter as int64 within [min,max]; absent -> def. Returns 0 ok,
+ * or fills resp with a 400 naming the parameter and returns LF_EINVAL. */
+int lf_http_query_i64(lf_http_req *req, lf_http_resp *resp, const char *name, int64_t min,
+                      int64_t max, int64_t def, int64_t *out);
+
+/* Parses the body as a JSON object. On failure fills resp with 400
+ * (invalid_json, naming line/column) and returns NULL. Caller decrefs. */
+json_t *lf_http_body_json(lf_http_req *req, lf_http_resp *resp);
+
+/* Responses. lf_http_json steals obj. */
+void lf_http_json(lf_http_resp *resp, int status, json_t *obj);
+void lf_http_error(lf_http_resp *resp, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Adds a header (copied). */
+void lf_http_header_add(lf_http_resp *resp, const char *name, const char *value);
+void lf_http_text(lf_http_resp *resp, int status, const char *content_type, const void *data,
+                  size_t len);
+
+/* Parses "HOST:PORT" (HOST may be empty, "*", a name or [v6]); returns
+ * LF_EINVAL on junk. host must hold 256 bytes. */
+int lf_http_parse_listen(const char *listen, char *host, int *port);
+
+#endif

@@ -1,0 +1,79 @@
+/*
+ * projection.h — read models built from the log, asynchronously.
+ *
+ * Each projection has a name, a version, a SQLite file of its own
+ * (DATA/proj-NAME.db) and a checkpoint (the last log position applied)
+ * stored in that same file, written in the same transaction as the rows
+ * that event produced: the effect of every event is applied exactly once,
+ * even across kill -9.
+ *
+ * The runner gives each projection its own thread: catch up from the
+ * checkpoint, then follow the live log (lf_store_subscribe semantics).
+ * Bumping a projection's version rebuilds it automatically at start. A
+ * rebuild (HTTP or `lockerfleet rebuild`) replays the log into a new file
+ * while the old one keeps serving reads, then swaps them; a rebuild killed
+ * midway resumes from its own checkpoint on restart.
+ *
+ * A projection is a definition: schema SQL and an apply function that
+ * runs inside the runner's transaction. apply must be deterministic: a
+ * function of the event and the projection's own tables only (no clock,
+ * no randomness, no other projection).
+ */
+#ifndef LF_PROJECTION_H
+#define LF_PROJECTION_H
+
+#include "store/store.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+typedef struct lf_projections lf_projections;
+
+typedef struct {
+    const char *name;    /* [a-z_]+, also the file name */
+    int version;         /* bump to force a rebuild */
+    const char *schema;  /* SQL run once on a new file (CREATE TABLE ...) */
+    /* Applies one event. Returns 0, or an LF_E* code to stop the
+     * projection (state "failed", reported in status). Events it does
+     * not care about must return 0 quickly. */
+    int (*apply)(sqlite3 *db, const lf_event *ev, void *ctx);
+    void *ctx;
+} lf_projection_def;
+
+/* The projections of the hub (defined in proj_*.c). */
+extern const lf_projection_def lf_proj_units;
+extern const lf_projection_def lf_proj_availability;
+extern const lf_projection_def lf_proj_reservations;
+extern const lf_projection_def lf_proj_revenue;
+extern const lf_projection_def lf_proj_alerts;
+/* All of the above, for the hub and `lockerfleet rebuild`. */
+const lf_projection_def *const *lf_projection_all(size_t *n);
+
+/* Opens/creates every projection file under dir and starts one thread per
+ * projection following store. Returns NULL with lf_err_get() set. */
+lf_projections *lf_projections_start(lf_store *store, const char *dir,
+                                     const lf_projection_def *const *defs, size_t n);
+/* Stops the threads (each finishes its current batch and commits). */
+void lf_projections_stop(lf_projections *p);
+
+/* Waits until projection name has applied position >= pos (or timeout).
+ * 0, LF_ETIMEDOUT, LF_ENOTFOUND (no such projection). */
+int lf_projections_wait(lf_projections *p, const char *name, int64_t pos, int timeout_ms);
+
+/* A read-only connection to a projection's current file, for queries.
+ * Borrowed: give it back with lf_projection_reader_put. NULL if unknown. */
+sqlite3 *lf_projection_reader(lf_projections *p, const char *name);
+void lf_projection_reader_put(lf_projections *p, const char *name, sqlite3 *db);
+
+/* Starts a rebuild of name in the background. LF_ENOTFOUND, LF_EBUSY
+ * (already rebuilding). */
+int lf_projections_rebuild(lf_projections *p, const char *name);
+
+/* [{"name","version","position","lag","state","events_per_s",...}] */
+json_t *lf_projections_status(lf_projections *p);
+
+/* Offline rebuild (lockerfleet rebuild): replays the log into a fresh
+ * file and swaps it in. Prints progress. Returns 0 or an LF_E* code. */
+int lf_projection_rebuild_offline(lf_store *store, const char *dir, const lf_projection_def *def);
+
+#endif

@@ -190,11 +190,16 @@ static int check_or_init(sq_store *s, char *err, size_t errlen)
             return LF_ECORRUPT;
         }
         /* A quick structural check catches truncated or overwritten files. */
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(s->wdb, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK ||
-            sqlite3_step(st) != SQLITE_ROW ||
-            strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
-            snprintf(err, errlen, "%s is damaged: %s", s->path, sqlite3_errmsg(s->wdb));
+        sqlite3_stmt *st = NULL;
+        int qc = sqlite3_prepare_v2(s->wdb, "PRAGMA quick_check(1)", -1, &st, NULL);
+        if (qc == SQLITE_OK) qc = sqlite3_step(st);
+        const char *what = qc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0)
+                                            : sqlite3_errmsg(s->wdb);
+        if (qc != SQLITE_ROW || !what || strcmp(what, "ok") != 0) {
+            snprintf(err, errlen, "%s is damaged (integrity check failed: %s)", s->path,
+                     what ? what : "?");
+            for (char *c = err; *c; c++)
+                if (*c == '\n') *c = ' ';
             sqlite3_finalize(st);
             return LF_ECORRUPT;
         }

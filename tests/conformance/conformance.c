@@ -1,1 +1,1118 @@
-int main(void) { return 0; }
+/*
+ * conformance.c — the one test suite every event-store backend passes.
+ *
+ * Written against store.h only. The store under test comes from the
+ * environment:
+ *   LF_TEST_STORE_URL=<url>   any backend (postgres://, nats://, redis://,
+ *                             sqlite:PATH); scripts/with-server.sh sets it
+ *   LF_TEST_STORE=sqlite      a fresh SQLite file per test under a temp dir
+ *                             (the default when neither is set)
+ * Server stores are shared across tests and never emptied, so every test
+ * names its streams with a random per-run prefix and never assumes the
+ * store is empty; tests that need an empty file run for sqlite only.
+ */
+#define _GNU_SOURCE
+#include "store/store.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- harness ----------------------------------------------------------- */
+static char g_dir[256];        /* temp dir (sqlite mode) */
+static char g_fixed_url[1024]; /* LF_TEST_STORE_URL, or "" in sqlite mode */
+static char g_prefix[32];      /* random per run: unique stream names */
+static int g_file_seq;
+
+typedef struct {
+    lf_store *s;
+    char url[1100];
+} fixture;
+
+static int is_sqlite(void)
+{
+    return g_fixed_url[0] == '\0' || strncmp(g_fixed_url, "sqlite:", 7) == 0;
+}
+
+/* A fresh file per test in sqlite mode; the shared URL otherwise. */
+static void next_url(char *url, size_t len)
+{
+    if (g_fixed_url[0])
+        snprintf(url, len, "%s", g_fixed_url);
+    else
+        snprintf(url, len, "sqlite:%s/events-%d.db", g_dir, ++g_file_seq);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    next_url(f->url, sizeof f->url);
+    char err[512] = "";
+    int rc = lf_store_open(f->url, &f->s, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "cannot open %s: %s (%s)\n", f->url, lf_strerror(rc), err);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    lf_store_close(f->s);
+    free(f);
+    return 0;
+}
+
+/* "<prefix>-<name>" in a caller buffer. */
+static const char *sname(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static const char *sname(char *buf, size_t len, const char *fmt, ...)
+{
+    int n = snprintf(buf, len, "%s-", g_prefix);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, len - (size_t)n, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+static lf_event_in ev(const char *type, const char *data)
+{
+    lf_event_in e = {.id = NULL, .type = type, .data = data, .meta = NULL, .time_ms = 0};
+    return e;
+}
+
+static int64_t head_of(lf_store *s)
+{
+    int64_t h = -1;
+    assert_int_equal(lf_store_head(s, &h), 0);
+    return h;
+}
+
+static int64_t version_of(lf_store *s, const char *stream)
+{
+    int64_t v = -1;
+    assert_int_equal(lf_store_stream_version(s, stream, &v), 0);
+    return v;
+}
+
+/* Reads the whole stream in pages of `page`. */
+static void read_whole_stream(lf_store *s, const char *stream, size_t page, lf_event_list *out)
+{
+    int64_t from = 1;
+    for (;;) {
+        size_t before = out->n;
+        assert_int_equal(lf_store_read_stream(s, stream, from, page, out), 0);
+        if (out->n == before) break;
+        from = out->ev[out->n - 1].version + 1;
+        if (out->n - before < page) break;
+    }
+}
+
+#define assert_err_mentions(word)                                                                  \
+    do {                                                                                           \
+        const char *m_ = lf_err_get();                                                             \
+        if (!strcasestr(m_, (word)))                                                               \
+            fail_msg("error detail '%s' does not mention '%s'", m_, word);                         \
+    } while (0)
+
+/* ---- version conflicts ------------------------------------------------- */
+static void test_version_conflicts(void **state)
+{
+    lf_store *s = ((fixture *)*state)->s;
+    char st[128];
+    sname(st, sizeof st, "conflict");
+    lf_event_in e[3] = {ev("T", "{\"n\":1}"), ev("T", "{\"n\":2}"), ev("T", "{\"n\":3}")};
+    lf_append_result r;
+
+    assert_int_equal(version_of(s, st), 0);
+    /* An exact version on a missing stream conflicts. */
+    assert_int_equal(lf_store_append(s, st, 1, e, 1, &r), LF_ECONFLICT);
+    assert_int_equal(version_of(s, st), 0);
+
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_NO_STREAM, e, 1, &r), 0);
+    assert_int_equal(r.last_version, 1);
+    assert_int_equal(r.duplicate, 0);
+    assert_true(r.first_position >= 1);
+    assert_int_equal(r.first_position, r.last_position);
+
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_NO_STREAM, e, 3, &r), LF_ECONFLICT);
+    assert_true(strlen(lf_err_get()) > 0);
+    assert_int_equal(lf_store_append(s, st, 1, e, 2, &r), 0);
+    assert_int_equal(r.last_version, 3);
+    int64_t last = r.last_position;
+    /* Behind, ahead: both conflict and write nothing. */
+    assert_int_equal(lf_store_append(s, st, 1, e, 3, &r), LF_ECONFLICT);
+    assert_int_equal(lf_store_append(s, st, 2, e, 3, &r), LF_ECONFLICT);
+    assert_int_equal(lf_store_append(s, st, 4, e, 3, &r), LF_ECONFLICT);
+    assert_int_equal(lf_store_append(s, st, 100, e, 1, &r), LF_ECONFLICT);
+    assert_int_equal(version_of(s, st), 3);
+    assert_true(head_of(s) >= last);
+
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, e, 3, &r), 0);
+    assert_int_equal(r.last_version, 6);
+    assert_true(r.first_position > last);
+    assert_true(r.last_position >= r.first_position + 2);
+    assert_int_equal(lf_store_append(s, st, 6, e, 1, &r), 0);
+    assert_int_equal(r.last_version, 7);
+
+    lf_event_list l;
+    lf_event_list_init(&l);
+    read_whole_stream(s, st, 100, &l);
+    assert_int_equal(l.n, 7);
+    for (size_t i = 0; i < l.n; i++) {
+        assert_int_equal(l.ev[i].version, (int64_t)i + 1);
+        assert_string_equal(l.ev[i].stream, st);
+        if (i) assert_true(l.ev[i].position > l.ev[i - 1].position);
+    }
+    /* Batch order is kept. */
+    assert_string_equal(l.ev[3].data, "{\"n\":1}");
+    assert_string_equal(l.ev[5].data, "{\"n\":3}");
+    lf_event_list_free(&l);
+
+    /* A conflict in one stream does not disturb another. */
+    char st2[128];
+    sname(st2, sizeof st2, "conflict-other");
+    assert_int_equal(lf_store_append(s, st2, LF_EXPECT_ANY, e, 1, &r), 0);
+    assert_int_equal(r.last_version, 1);
+    assert_int_equal(version_of(s, st), 7);
+}
+
+/* ---- N threads, one stream, exact expected versions -------------------- */
+#define RACE_THREADS 8
+#define RACE_VERSIONS 240
+
+typedef struct {
+    lf_store *s;
+    const char *stream;
+    int id;
+    _Atomic int *winner; /* [RACE_VERSIONS + 1], -1 = nobody */
+    atomic_int *errors;
+    int wins, conflicts;
+} race_arg;
+
+static void *race_main(void *p)
+{
+    race_arg *a = p;
+    char data[64];
+    for (;;) {
+        int64_t v = 0;
+        if (lf_store_stream_version(a->s, a->stream, &v)) {
+            atomic_fetch_add(a->errors, 1);
+            return NULL;
+        }
+        if (v >= RACE_VERSIONS) return NULL;
+        snprintf(data, sizeof data, "{\"thread\":%d,\"v\":%lld}", a->id, (long long)v + 1);
+        lf_event_in e = ev("Raced", data);
+        lf_append_result r;
+        int rc = lf_store_append(a->s, a->stream, v == 0 ? LF_EXPECT_NO_STREAM : v, &e, 1, &r);
+        if (rc == 0) {
+            int expect = -1;
+            if (r.last_version != v + 1 ||
+                !atomic_compare_exchange_strong(&a->winner[v + 1], &expect, a->id))
+                atomic_fetch_add(a->errors, 1);
+            a->wins++;
+        } else if (rc == LF_ECONFLICT) {
+            a->conflicts++;
+        } else {
+            atomic_fetch_add(a->errors, 1);
+            return NULL;
+        }
+    }
+}
+
+static void test_same_stream_threads(void **state)
+{
+    lf_store *s = ((fixture *)*state)->s;
+    char st[128];
+    sname(st, sizeof st, "race");
+    _Atomic int winner[RACE_VERSIONS + 1];
+    for (int i = 0; i <= RACE_VERSIONS; i++)
+        atomic_init(&winner[i], -1);
+    atomic_int errors = 0;
+    pthread_t th[RACE_THREADS];
+    race_arg args[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++) {
+        args[i] = (race_arg){.s = s, .stream = st, .id = i, .winner = winner, .errors = &errors};
+        assert_int_equal(pthread_create(&th[i], NULL, race_main, &args[i]), 0);
+    }
+    int wins = 0, conflicts = 0;
+    for (int i = 0; i < RACE_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        wins += args[i].wins;
+        conflicts += args[i].conflicts;
+    }
+    assert_int_equal(atomic_load(&errors), 0);
+    assert_int_equal(wins, RACE_VERSIONS);
+    print_message("  %d versions won by %d threads, %d conflicts\n", wins, RACE_THREADS, conflicts);
+
+    lf_event_list l;
+    lf_event_list_init(&l);
+    read_whole_stream(s, st, 1000, &l);
+    assert_int_equal(l.n, RACE_VERSIONS);
+    for (size_t i = 0; i < l.n; i++) {
+        int64_t v = (int64_t)i + 1;
+        assert_int_equal(l.ev[i].version, v);
+        char want[64];
+        snprintf(want, sizeof want, "{\"thread\":%d,\"v\":%lld}", atomic_load(&winner[v]),
+                 (long long)v);
+        assert_string_equal(l.ev[i].data, want); /* the stored event is the winner's */
+    }
+    lf_event_list_free(&l);
+}
+
+/* ---- N threads on different streams while a subscriber reads ----------- */
+#define SUB_WRITERS 4
+#define SUB_APPENDS 150 /* per writer, batches of 1..4 */
+
+typedef struct {
+    pthread_mutex_t lock;
+    int64_t last; /* last position delivered */
+    size_t n, cap;
+    int64_t *pos; /* positions delivered, in order */
+    int errors;   /* out of order / duplicates */
+} sub_seen;
+
+static int sub_handler(const lf_event *e, void *ctx)
+{
+    sub_seen *ss = ctx;
+    pthread_mutex_lock(&ss->lock);
+    if (e->position <= ss->last) ss->errors++;
+    ss->last = e->position;
+    if (ss->n == ss->cap) {
+        ss->cap = ss->cap ? ss->cap * 2 : 1024;
+        ss->pos = realloc(ss->pos, ss->cap * sizeof *ss->pos);
+    }
+    ss->pos[ss->n++] = e->position;
+    pthread_mutex_unlock(&ss->lock);
+    return 0;
+}
+
+typedef struct {
+    lf_store *s;
+    int id;
+    int64_t *acked; /* positions acknowledged to this writer */
+    size_t nacked;
+    int errors;
+} writer_arg;
+
+static void *writer_main(void *p)
+{
+    writer_arg *a = p;
+    char st[128], data[64];
+    sname(st, sizeof st, "sub-w%d", a->id);
+    lf_event_in e[4];
+    for (int k = 0; k < SUB_APPENDS; k++) {
+        size_t n = (size_t)(k % 4) + 1;
+        snprintf(data, sizeof data, "{\"w\":%d,\"k\":%d}", a->id, k);
+        for (size_t i = 0; i < n; i++)
+            e[i] = ev("W", data);
+        lf_append_result r;
+        if (lf_store_append(a->s, st, LF_EXPECT_ANY, e, n, &r)) {
+            a->errors++;
+            continue;
+        }
+        /* Record every position of the batch (read back to learn them). */
+        lf_event_list l;
+        lf_event_list_init(&l);
+        if (lf_store_read_stream(a->s, st, r.last_version - (int64_t)n + 1, n, &l) || l.n != n ||
+            l.ev[0].position != r.first_position || l.ev[n - 1].position != r.last_position)
+            a->errors++;
+        for (size_t i = 0; i < l.n; i++)
+            a->acked[a->nacked++] = l.ev[i].position;
+        lf_event_list_free(&l);
+    }
+    return NULL;
+}
+
+static int cmp_i64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+static void test_streams_threads_with_subscriber(void **state)
+{
+    lf_store *s = ((fixture *)*state)->s;
+    int64_t start = head_of(s);
+    /* Some history first, so the subscription starts with a catch-up. */
+    char st[128];
+    sname(st, sizeof st, "sub-history");
+    lf_event_in hist[50];
+    for (int i = 0; i < 50; i++)
+        hist[i] = ev("H", "{}");
+    int64_t hist_pos[500];
+    size_t nhist = 0;
+    for (int b = 0; b < 10; b++) {
+        lf_append_result r;
+        assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, hist, 50, &r), 0);
+        lf_event_list l;
+        lf_event_list_init(&l);
+        assert_int_equal(lf_store_read_stream(s, st, r.last_version - 49, 50, &l), 0);
+        assert_int_equal(l.n, 50);
+        for (size_t i = 0; i < l.n; i++)
+            hist_pos[nhist++] = l.ev[i].position;
+        lf_event_list_free(&l);
+    }
+
+    sub_seen ss = {.last = start};
+    pthread_mutex_init(&ss.lock, NULL);
+    /* A small read batch makes many catch-up/live switches. */
+    lf_subscription *sub = lf_store_subscribe(s, start, 7, sub_handler, &ss);
+    assert_non_null(sub);
+
+    pthread_t th[SUB_WRITERS];
+    writer_arg wa[SUB_WRITERS];
+    for (int i = 0; i < SUB_WRITERS; i++) {
+        wa[i] = (writer_arg){.s = s, .id = i, .acked = calloc(SUB_APPENDS * 4, sizeof(int64_t))};
+        assert_int_equal(pthread_create(&th[i], NULL, writer_main, &wa[i]), 0);
+    }
+    size_t total = nhist;
+    for (int i = 0; i < SUB_WRITERS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(wa[i].errors, 0);
+        total += wa[i].nacked;
+    }
+    int64_t *acked = malloc(total * sizeof *acked);
+    size_t k = 0;
+    for (size_t i = 0; i < nhist; i++)
+        acked[k++] = hist_pos[i];
+    for (int i = 0; i < SUB_WRITERS; i++) {
+        memcpy(acked + k, wa[i].acked, wa[i].nacked * sizeof *acked);
+        k += wa[i].nacked;
+        free(wa[i].acked);
+    }
+    qsort(acked, total, sizeof *acked, cmp_i64);
+    int64_t want_last = acked[total - 1];
+
+    /* Wait until the subscriber has delivered the last acknowledged one. */
+    int64_t deadline = lf_mono_ms() + 30000;
+    while (lf_subscription_position(sub) < want_last && lf_mono_ms() < deadline)
+        lf_sleep_ms(5);
+    assert_true(lf_subscription_position(sub) >= want_last);
+    lf_subscription_stop(sub);
+
+    pthread_mutex_lock(&ss.lock);
+    assert_int_equal(ss.errors, 0); /* strictly increasing, so no duplicates */
+    /* Nothing missed: every acknowledged position was delivered. */
+    size_t j = 0;
+    for (size_t i = 0; i < total; i++) {
+        while (j < ss.n && ss.pos[j] < acked[i])
+            j++;
+        if (j == ss.n || ss.pos[j] != acked[i])
+            fail_msg("acknowledged position %lld never delivered", (long long)acked[i]);
+    }
+    print_message("  %zu events acknowledged, %zu delivered in order\n", total, ss.n);
+    pthread_mutex_unlock(&ss.lock);
+    pthread_mutex_destroy(&ss.lock);
+    free(ss.pos);
+    free(acked);
+}
+
+/* Subscription stops when the handler says so; a live-only one works. */
+static int stop_after_3(const lf_event *e, void *ctx)
+{
+    atomic_int *n = ctx;
+    (void)e;
+    return atomic_fetch_add(n, 1) + 1 >= 3;
+}
+
+static void test_subscription_stop(void **state)
+{
+    lf_store *s = ((fixture *)*state)->s;
+    char st[128];
+    sname(st, sizeof st, "sub-stop");
+    int64_t start = head_of(s);
+    atomic_int n = 0;
+    lf_subscription *sub = lf_store_subscribe(s, start, 0, stop_after_3, &n);
+    assert_non_null(sub);
+    lf_event_in e[5];
+    for (int i = 0; i < 5; i++)
+        e[i] = ev("T", "{}");
+    lf_append_result r;
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, e, 5, &r), 0);
+    int64_t deadline = lf_mono_ms() + 10000;
+    while (atomic_load(&n) < 3 && lf_mono_ms() < deadline)
+        lf_sleep_ms(2);
+    lf_sleep_ms(50);
+    assert_int_equal(atomic_load(&n), 3); /* not called again after it asked to stop */
+    assert_int_equal(lf_subscription_position(sub), r.first_position + 2);
+    lf_subscription_stop(sub);
+    assert_null(lf_store_subscribe(s, -1, 0, stop_after_3, &n));
+    lf_subscription_stop(NULL);
+}
+
+/* ---- idempotent re-append ---------------------------------------------- */
+static void test_idempotent(void **state)
+{
+    lf_store *s = ((fixture *)*state)->s;
+    char st[128], other[128];
+    sname(st, sizeof st, "idem");
+    sname(other, sizeof other, "idem-other");
+    char ids[4][LF_UUID_LEN];
+    for (int i = 0; i < 4; i++)
+        lf_uuid_v4(ids[i]);
+    lf_event_in e[3];
+    for (int i = 0; i < 3; i++) {
+        e[i] = ev("T", "{\"a\":1}");
+        e[i].id = ids[i];
+    }
+    lf_append_result r1, r2;
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_NO_STREAM, e, 3, &r1), 0);
+    assert_int_equal(r1.duplicate, 0);
+    int64_t h = head_of(s);
+
+    /* A retry with the same expected version is a no-op, not a conflict. */
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_NO_STREAM, e, 3, &r2), 0);
+    assert_int_equal(r2.duplicate, 1);
+    assert_int_equal(r2.first_position, r1.first_position);
+    assert_int_equal(r2.last_position, r1.last_position);
+    assert_int_equal(r2.last_version, 3);
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, e, 3, &r2), 0);
+    assert_int_equal(r2.duplicate, 1);
+    assert_int_equal(r2.last_position, r1.last_position);
+    assert_int_equal(version_of(s, st), 3);
+    if (is_sqlite()) assert_int_equal(head_of(s), h);
+
+    /* Partly stored: the stored id first, or a new one first. */
+    lf_event_in p[2] = {e[0], ev("T", "{}")};
+    p[1].id = ids[3];
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, p, 2, &r2), LF_EEXIST);
+    assert_true(strlen(lf_err_get()) > 0);
+    lf_event_in q[2] = {p[1], e[1]};
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, q, 2, &r2), LF_EEXIST);
+    /* A stored id in another stream. */
+    assert_int_equal(lf_store_append(s, other, LF_EXPECT_ANY, e, 1, &r2), LF_EEXIST);
+    assert_int_equal(version_of(s, st), 3);
+    assert_int_equal(version_of(s, other), 0);
+
+    /* The id reads back as given (lowercase). */
+    lf_event_list l;
+    lf_event_list_init(&l);
+    read_whole_stream(s, st, 10, &l);
+    assert_int_equal(l.n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(l.ev[i].id, ids[i]);
+    assert_int_equal(l.ev[0].position, r1.first_position);
+    assert_int_equal(l.ev[2].position, r1.last_position);
+    lf_event_list_free(&l);
+
+    /* Ids the store generates are UUIDs, and distinct. */
+    lf_event_in g[2] = {ev("T", "{}"), ev("T", "{}")};
+    g[1].id = "";
+    assert_int_equal(lf_store_append(s, other, LF_EXPECT_ANY, g, 2, &r2), 0);
+    read_whole_stream(s, other, 10, &l);
+    assert_int_equal(l.n, 2);
+    assert_true(lf_uuid_valid(l.ev[0].id));
+    assert_true(lf_uuid_valid(l.ev[1].id));
+    assert_string_not_equal(l.ev[0].id, l.ev[1].id);
+    lf_event_list_free(&l);
+}
+
+/* ---- batches of 1 and 10,000 --------------------------------------------- */
+static void test_batch_sizes(void **state)
+{
+    lf_store *s = ((fixture *)*state)->s;
+    char st[128];
+    sname(st, sizeof st, "batch");
+    lf_append_result r;
+    lf_event_in one = ev("One", "{\"i\":0}");
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_NO_STREAM, &one, 1, &r), 0);
+    assert_int_equal(r.first_position, r.last_position);
+    assert_int_equal(r.last_version, 1);
+
+    enum { N = 10000 };
+    lf_event_in *e = calloc(N, sizeof *e);
+    char(*data)[48] = calloc(N, 48);
+    char(*ids)[LF_UUID_LEN] = calloc(N, LF_UUID_LEN);
+    for (int i = 0; i < N; i++) {
+        snprintf(data[i], 48, "{\"i\":%d}", i + 1);
+        lf_uuid_v7(ids[i]);
+        e[i] = ev("Many", data[i]);
+        e[i].id = ids[i];
+    }
+    assert_int_equal(lf_store_append(s, st, 1, e, N, &r), 0);
+    assert_int_equal(r.last_version, N + 1);
+    assert_true(r.last_position - r.first_position >= N - 1);
+    if (is_sqlite()) assert_int_equal(r.last_position - r.first_position, N - 1);
+    lf_append_result r2;
+    assert_int_equal(lf_store_append(s, st, 1, e, N, &r2), 0); /* retry of 10,000 */
+    assert_int_equal(r2.duplicate, 1);
+    assert_int_equal(r2.first_position, r.first_position);
+    assert_int_equal(r2.last_position, r.last_position);
+
+    lf_event_list l;
+    lf_event_list_init(&l);
+    read_whole_stream(s, st, 1000, &l);
+    assert_int_equal(l.n, N + 1);
+    for (int i = 0; i <= N; i++) {
+        char want[48];
+        snprintf(want, sizeof want, "{\"i\":%d}", i);
+        assert_int_equal(l.ev[i].version, i + 1);
+        assert_string_equal(l.ev[i].data, want);
+        if (i) assert_true(l.ev[i].position > l.ev[i - 1].position);
+        if (i) assert_string_equal(l.ev[i].id, ids[i - 1]);
+    }
+    assert_int_equal(l.ev[1].position, r.first_position);
+    assert_int_equal(l.ev[N].position, r.last_position);
+    lf_event_list_free(&l);
+
+    /* read_all sees the same 10,000 in order. */
+    assert_int_equal(lf_store_read_all(s, r.first_position - 1, N, &l), 0);
+    assert_int_equal(l.n, N);
+    for (int i = 0; i < N; i++) {
+        assert_string_equal(l.ev[i].stream, st);
+        assert_int_equal(l.ev[i].version, i + 2);
+    }
+    lf_event_list_free(&l);
+
+    /* Out of range sizes. */
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, e, 0, &r), LF_EINVAL);
+    assert_err_mentions("batch");
+    free(e);
+    free(data);
+    free(ids);
+}
+
+/* ---- any bytes in data --------------------------------------------------- */
+static void test_any_bytes(void **state)
+{
+    lf_store *s = ((fixture *)*state)->s;
+    char st[128];
+    sname(st, sizeof st, "bytes-ünïcødé-✓");
+    const char *texts[] = {
+        "{\"s\":\"h\xc3\xa9llo \xe2\x9c\x93 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80\"}",
+        "{\"nul\":\"a\\u0000b\",\"k\":\"\\u0000\"}",
+        "{\"esc\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\"}",
+        "{ \"ws\" :\t[ 1 , -2.5e+3 , true , false , null , { } , [ ] ] \n}",
+        "{}",
+        "{\"deep\":[[[[[[[[[[{\"x\":[]}]]]]]]]]]]}",
+    };
+    enum { NT = sizeof texts / sizeof texts[0], BIG = 3 };
+    size_t mib = 1u << 20;
+    char *big[BIG];
+    for (int b = 0; b < BIG; b++) {
+        big[b] = malloc(mib + 1);
+        memcpy(big[b], "{\"blob\":\"", 9);
+        for (size_t i = 9; i < mib - 2; i++)
+            big[b][i] = (char)('a' + (i * 7 + (size_t)b) % 26);
+        memcpy(big[b] + mib - 2, "\"}", 3);
+        assert_int_equal(strlen(big[b]), mib);
+    }
+    lf_event_in e[NT + BIG];
+    for (int i = 0; i < NT; i++)
+        e[i] = ev("Bytes", texts[i]);
+    for (int b = 0; b < BIG; b++)
+        e[NT + b] = ev("Big", big[b]);
+    e[0].meta = "{\"source\":\"t\xc3\xa9st\",\"seq\":42}";
+    e[1].time_ms = 1795946400123; /* 2026-11-29T10:00:00.123Z */
+    e[2].type = "T\xc3\xbdpe.\xe2\x9c\x93";
+    lf_append_result r;
+    int64_t t0 = lf_now_ms();
+    int rc = lf_store_append(s, st, LF_EXPECT_NO_STREAM, e, NT + BIG, &r);
+    if (rc) fail_msg("append: %s: %s", lf_strerror(rc), lf_err_get());
+    int64_t t1 = lf_now_ms();
+
+    for (int pass = 0; pass < 2; pass++) {
+        lf_event_list l;
+        lf_event_list_init(&l);
+        if (pass == 0)
+            read_whole_stream(s, st, 4, &l);
+        else
+            assert_int_equal(lf_store_read_all(s, r.first_position - 1, NT + BIG, &l), 0);
+        assert_int_equal(l.n, NT + BIG);
+        for (int i = 0; i < NT + BIG; i++) {
+            assert_string_equal(l.ev[i].stream, st);
+            assert_string_equal(l.ev[i].data, e[i].data);
+            assert_string_equal(l.ev[i].type, e[i].type);
+            assert_string_equal(l.ev[i].meta, e[i].meta ? e[i].meta : "{}");
+        }
+        assert_int_equal(l.ev[1].time_ms, 1795946400123);
+        assert_true(l.ev[0].time_ms >= t0 - 1000 && l.ev[0].time_ms <= t1 + 1000);
+        lf_event_list_free(&l);
+    }
+    for (int b = 0; b < BIG; b++)
+        free(big[b]);
+}
+
+/* ---- invalid input -------------------------------------------------------- */
+static void expect_einval(lf_store *s, const char *stream, int64_t expected, const lf_event_in *e,
+                          size_t n, const char *word)
+{
+    lf_err_clear();
+    lf_append_result r;
+    int rc = lf_store_append(s, stream, expected, e, n, &r);
+    if (rc != LF_EINVAL)
+        fail_msg("append accepted bad input (want '%s'): rc %d %s", word, rc, lf_strerror(rc));
+    assert_err_mentions(word);
+}
+
+static void test_invalid_input(void **state)
+{
+    lf_store *s = ((fixture *)*state)->s;
+    char st[128];
+    sname(st, sizeof st, "invalid");
+    lf_event_in ok = ev("T", "{}");
+
+    expect_einval(s, "", LF_EXPECT_ANY, &ok, 1, "stream");
+    expect_einval(s, NULL, LF_EXPECT_ANY, &ok, 1, "stream");
+    char longname[LF_STREAM_MAX + 2];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    expect_einval(s, longname, LF_EXPECT_ANY, &ok, 1, "stream");
+    expect_einval(s, "bad\nname", LF_EXPECT_ANY, &ok, 1, "stream");
+    expect_einval(s,
+                  "bad\xff"
+                  "utf8",
+                  LF_EXPECT_ANY, &ok, 1, "stream");
+
+    expect_einval(s, st, 0, &ok, 1, "expected");
+    expect_einval(s, st, -3, &ok, 1, "expected");
+    expect_einval(s, st, LF_EXPECT_ANY, NULL, 1, "batch");
+    expect_einval(s, st, LF_EXPECT_ANY, &ok, 0, "batch");
+
+    static const char *not_objects[] = {
+        "[1,2]",
+        "\"text\"",
+        "42",
+        "null",
+        "true",
+        "",
+        " ",
+        "not json",
+        "{",
+        "}",
+        "{\"a\":}",
+        "{\"a\" 1}",
+        "{\"a\":1,}",
+        "{a:1}",
+        "{'a':1}",
+        "{\"a\":1} x",
+        "{\"a\":1}{}",
+        "{\"a\":01}",
+        "{\"a\":1.}",
+        "{\"a\":.5}",
+        "{\"a\":-}",
+        "{\"a\":1e}",
+        "{\"a\":tru}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":\"\\u12g4\"}",
+        "{\"a\":\"tab\there\"}",
+        "{\"a\":[1,]}",
+        "{\"a\":[1 2]}",
+        "{\"a\":NaN}",
+        "{\"a\":\"\xc3\x28\"}",
+        "{\"a\":\"\xed\xa0\x80\"}",
+        "{\"a\":\"\xff\"}",
+        "{\"a\":\"\\ud800\"}",
+        "{\"a\":1}\x01",
+    };
+    for (size_t i = 0; i < sizeof not_objects / sizeof not_objects[0]; i++) {
+        lf_event_in bad[2] = {ok, ev("T", not_objects[i])};
+        lf_err_clear();
+        lf_append_result r;
+        int rc = lf_store_append(s, st, LF_EXPECT_ANY, bad, 2, &r);
+        if (rc != LF_EINVAL) fail_msg("data %s accepted (rc %d)", not_objects[i], rc);
+        if (!strcasestr(lf_err_get(), "data") || !strcasestr(lf_err_get(), "event 1"))
+            fail_msg("data %s: error '%s' does not name event 1's data", not_objects[i],
+                     lf_err_get());
+    }
+    lf_event_in nodata = ev("T", NULL);
+    expect_einval(s, st, LF_EXPECT_ANY, &nodata, 1, "data");
+    lf_event_in badmeta = ev("T", "{}");
+    badmeta.meta = "[]";
+    expect_einval(s, st, LF_EXPECT_ANY, &badmeta, 1, "meta");
+    lf_event_in notype = ev("", "{}");
+    expect_einval(s, st, LF_EXPECT_ANY, &notype, 1, "type");
+    notype.type = NULL;
+    expect_einval(s, st, LF_EXPECT_ANY, &notype, 1, "type");
+    lf_event_in badid = ev("T", "{}");
+    badid.id = "not-a-uuid";
+    expect_einval(s, st, LF_EXPECT_ANY, &badid, 1, "id");
+    badid.id = "123e4567-e89b-12d3-a456-42661417400"; /* one digit short */
+    expect_einval(s, st, LF_EXPECT_ANY, &badid, 1, "id");
+    lf_event_in neg = ev("T", "{}");
+    neg.time_ms = -5;
+    expect_einval(s, st, LF_EXPECT_ANY, &neg, 1, "time");
+    char id[LF_UUID_LEN];
+    lf_uuid_v4(id);
+    lf_event_in twice[2] = {ev("T", "{}"), ev("T", "{}")};
+    twice[0].id = twice[1].id = id;
+    expect_einval(s, st, LF_EXPECT_ANY, twice, 2, "id");
+
+    size_t huge = LF_EVENT_DATA_MAX + 1;
+    char *h = malloc(huge + 1);
+    memset(h, ' ', huge);
+    h[0] = '{';
+    h[huge - 1] = '}';
+    h[huge] = '\0';
+    lf_event_in big = ev("T", h);
+    expect_einval(s, st, LF_EXPECT_ANY, &big, 1, "data");
+    free(h);
+
+    /* Nothing of all that was written. */
+    assert_int_equal(version_of(s, st), 0);
+
+    /* Bad read arguments. */
+    lf_event_list l;
+    lf_event_list_init(&l);
+    assert_int_equal(lf_store_read_stream(s, st, 0, 10, &l), LF_EINVAL);
+    assert_int_equal(lf_store_read_stream(s, "", 1, 10, &l), LF_EINVAL);
+    assert_int_equal(lf_store_read_all(s, -1, 10, &l), LF_EINVAL);
+    assert_int_equal(l.n, 0);
+    int64_t v;
+    assert_int_equal(lf_store_stream_version(s, "", &v), LF_EINVAL);
+}
+
+/* ---- read bounds, head, stream_version ----------------------------------- */
+static void test_read_bounds(void **state)
+{
+    lf_store *s = ((fixture *)*state)->s;
+    char st[128], st2[128];
+    sname(st, sizeof st, "bounds");
+    sname(st2, sizeof st2, "bounds-2");
+    lf_event_in e[10];
+    char data[10][32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(data[i], sizeof data[i], "{\"i\":%d}", i + 1);
+        e[i] = ev("B", data[i]);
+    }
+    lf_append_result r, r2;
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_NO_STREAM, e, 10, &r), 0);
+    assert_int_equal(lf_store_append(s, st2, LF_EXPECT_NO_STREAM, e, 2, &r2), 0);
+    assert_true(head_of(s) >= r2.last_position);
+    if (is_sqlite()) assert_int_equal(head_of(s), r2.last_position);
+    assert_int_equal(version_of(s, st), 10);
+    assert_int_equal(version_of(s, st2), 2);
+    char missing[128];
+    assert_int_equal(version_of(s, sname(missing, sizeof missing, "missing")), 0);
+
+    lf_event_list l;
+    lf_event_list_init(&l);
+    assert_int_equal(lf_store_read_stream(s, st, 1, 3, &l), 0);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(l.ev[0].version, 1);
+    assert_int_equal(l.ev[2].version, 3);
+    /* The list is appended to, not replaced. */
+    assert_int_equal(lf_store_read_stream(s, st, 4, 100, &l), 0);
+    assert_int_equal(l.n, 10);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(l.ev[i].version, i + 1);
+        assert_string_equal(l.ev[i].data, data[i]);
+        assert_string_equal(l.ev[i].type, "B");
+        assert_true(lf_uuid_valid(l.ev[i].id));
+    }
+    assert_int_equal(l.ev[0].position, r.first_position);
+    assert_int_equal(l.ev[9].position, r.last_position);
+    lf_event_list_free(&l);
+    assert_int_equal(lf_store_read_stream(s, st, 10, 5, &l), 0);
+    assert_int_equal(l.n, 1);
+    lf_event_list_free(&l);
+    assert_int_equal(lf_store_read_stream(s, st, 11, 5, &l), 0);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(lf_store_read_stream(s, st, 1, 0, &l), 0);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(lf_store_read_stream(s, missing, 1, 10, &l), 0);
+    assert_int_equal(l.n, 0);
+
+    /* read_all: strictly after `after`, at most max. */
+    assert_int_equal(lf_store_read_all(s, r.first_position + 3, 2, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.ev[0].version, 5);
+    assert_int_equal(l.ev[1].version, 6);
+    assert_string_equal(l.ev[0].stream, st);
+    lf_event_list_free(&l);
+    assert_int_equal(lf_store_read_all(s, r.last_position - 1, 100, &l), 0);
+    assert_true(l.n >= 3);
+    assert_int_equal(l.ev[0].position, r.last_position);
+    assert_string_equal(l.ev[1].stream, st2);
+    assert_int_equal(l.ev[2].position, r2.last_position);
+    lf_event_list_free(&l);
+    assert_int_equal(lf_store_read_all(s, r.first_position, 0, &l), 0);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(lf_store_read_all(s, head_of(s), 10, &l), 0);
+    assert_int_equal(l.n, 0);
+    if (is_sqlite()) {
+        assert_int_equal(lf_store_read_all(s, 0, 1000, &l), 0);
+        assert_int_equal(l.n, 12);
+        for (size_t i = 0; i < l.n; i++)
+            assert_int_equal(l.ev[i].position, (int64_t)i + 1);
+        lf_event_list_free(&l);
+    }
+    assert_string_not_equal(lf_store_backend(s), "");
+}
+
+/* ---- lf_store_wait -------------------------------------------------------- */
+typedef struct {
+    lf_store *s;
+    const char *stream;
+} late_arg;
+
+static void *late_append(void *p)
+{
+    late_arg *a = p;
+    lf_sleep_ms(100);
+    lf_event_in e = ev("Late", "{}");
+    lf_store_append(a->s, a->stream, LF_EXPECT_ANY, &e, 1, NULL);
+    return NULL;
+}
+
+static void test_wait(void **state)
+{
+    lf_store *s = ((fixture *)*state)->s;
+    char st[128];
+    sname(st, sizeof st, "wait");
+    lf_event_in e = ev("T", "{}");
+    lf_append_result r;
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, &e, 1, &r), 0);
+    int64_t h = head_of(s);
+
+    int64_t t0 = lf_mono_ms();
+    assert_int_equal(lf_store_wait(s, r.last_position - 1, 5000), 0); /* already there */
+    assert_true(lf_mono_ms() - t0 < 1000);
+
+    if (is_sqlite()) { /* a server store may see other writers */
+        t0 = lf_mono_ms();
+        assert_int_equal(lf_store_wait(s, h, 150), LF_ETIMEDOUT);
+        int64_t took = lf_mono_ms() - t0;
+        assert_true(took >= 140 && took < 2000);
+        t0 = lf_mono_ms();
+        assert_int_equal(lf_store_wait(s, h, 0), LF_ETIMEDOUT);
+        assert_true(lf_mono_ms() - t0 < 500);
+    }
+
+    /* Woken by an append from another thread, well before the timeout. */
+    pthread_t th;
+    late_arg a = {s, st};
+    t0 = lf_mono_ms();
+    assert_int_equal(pthread_create(&th, NULL, late_append, &a), 0);
+    assert_int_equal(lf_store_wait(s, h, 10000), 0);
+    int64_t took = lf_mono_ms() - t0;
+    pthread_join(th, NULL);
+    assert_true(took < 5000);
+    assert_int_equal(version_of(s, st), 2);
+}
+
+/* ---- sqlite only: persistence, corruption, foreign files ----------------- */
+static void test_sqlite_reopen(void **state)
+{
+    (void)state;
+    if (!is_sqlite()) skip();
+    char url[1100];
+    next_url(url, sizeof url);
+    char err[512];
+    lf_store *s;
+    assert_int_equal(lf_store_open(url, &s, err, sizeof err), 0);
+    assert_string_equal(lf_store_backend(s), "sqlite");
+    char id[LF_UUID_LEN];
+    lf_uuid_v4(id);
+    lf_event_in e[3] = {ev("A", "{\"x\":1}"), ev("B", "{\"x\":2}"), ev("C", "{\"x\":3}")};
+    e[0].id = id;
+    lf_append_result r;
+    assert_int_equal(lf_store_append(s, "persist", LF_EXPECT_NO_STREAM, e, 1, &r), 0);
+    assert_int_equal(lf_store_append(s, "persist", 1, e + 1, 2, &r), 0);
+    lf_store_close(s);
+
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(lf_store_open(url, &s, err, sizeof err), 0);
+        assert_int_equal(head_of(s), 3 + round);
+        assert_int_equal(version_of(s, "persist"), 3);
+        lf_event_list l;
+        lf_event_list_init(&l);
+        assert_int_equal(lf_store_read_all(s, 0, 100, &l), 0);
+        assert_int_equal(l.n, 3 + (size_t)round);
+        assert_string_equal(l.ev[0].id, id);
+        assert_string_equal(l.ev[2].data, "{\"x\":3}");
+        assert_string_equal(l.ev[1].type, "B");
+        lf_event_list_free(&l);
+        /* Idempotency survives the reopen. */
+        assert_int_equal(lf_store_append(s, "persist", LF_EXPECT_NO_STREAM, e, 1, &r), 0);
+        assert_int_equal(r.duplicate, 1);
+        assert_int_equal(r.first_position, 1);
+        /* Versions and positions continue. */
+        if (round == 0) {
+            assert_int_equal(lf_store_append(s, "other", LF_EXPECT_NO_STREAM, e + 1, 1, &r), 0);
+            assert_int_equal(r.first_position, 4);
+        }
+        assert_int_equal(lf_store_append(s, "persist", 2, e + 2, 1, &r), LF_ECONFLICT);
+        lf_store_close(s);
+    }
+}
+
+static void write_at(const char *path, off_t off, const void *p, size_t n)
+{
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, p, n, off), (ssize_t)n);
+    close(fd);
+}
+
+/* Makes a closed store file with some pages of events. */
+static void make_store(const char *url)
+{
+    char err[512];
+    lf_store *s;
+    assert_int_equal(lf_store_open(url, &s, err, sizeof err), 0);
+    char data[300];
+    memset(data, 0, sizeof data);
+    snprintf(data, sizeof data, "{\"pad\":\"%0250d\"}", 7);
+    lf_event_in e[100];
+    for (int i = 0; i < 100; i++)
+        e[i] = ev("Pad", data);
+    for (int b = 0; b < 20; b++)
+        assert_int_equal(lf_store_append(s, "pad", LF_EXPECT_ANY, e, 100, NULL), 0);
+    lf_store_close(s);
+}
+
+static void expect_corrupt(const char *url, const char *word)
+{
+    char err[512] = "";
+    lf_store *s = NULL;
+    int rc = lf_store_open(url, &s, err, sizeof err);
+    if (rc != LF_ECORRUPT) {
+        lf_store_close(s);
+        fail_msg("open of a bad file: rc %d (%s), want LF_ECORRUPT", rc, lf_strerror(rc));
+    }
+    assert_null(s);
+    if (!strcasestr(err, word)) fail_msg("message '%s' does not say '%s'", err, word);
+    print_message("  refused: %s\n", err);
+}
+
+static void test_sqlite_corrupt_and_foreign(void **state)
+{
+    (void)state;
+    if (!is_sqlite()) skip();
+    char url[1100];
+    const char *path;
+
+    /* Not SQLite at all. */
+    next_url(url, sizeof url);
+    path = url + 7;
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 2000; i++)
+        fputs("this is not a database. ", f);
+    fclose(f);
+    expect_corrupt(url, "not a lockerfleet event store");
+
+    /* The header overwritten. */
+    next_url(url, sizeof url);
+    path = url + 7;
+    make_store(url);
+    char junk[100];
+    memset(junk, 0x5a, sizeof junk);
+    write_at(path, 0, junk, sizeof junk);
+    expect_corrupt(url, "lockerfleet");
+
+    /* B-tree pages in the middle overwritten. */
+    next_url(url, sizeof url);
+    path = url + 7;
+    make_store(url);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    char *garbage = malloc(16384);
+    for (int i = 0; i < 16384; i++)
+        garbage[i] = (char)(i * 131 + 17);
+    write_at(path, sb.st_size / 2 - 8192, garbage, 16384);
+    write_at(path, 4096, garbage, 4096);
+    free(garbage);
+    expect_corrupt(url, "damaged");
+
+    /* Truncated to half. */
+    next_url(url, sizeof url);
+    path = url + 7;
+    make_store(url);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(truncate(path, sb.st_size / 2), 0);
+    expect_corrupt(url, "damaged");
+
+    /* A valid SQLite database of someone else. */
+    next_url(url, sizeof url);
+    path = url + 7;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "CREATE TABLE t(a); INSERT INTO t VALUES(1);", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    expect_corrupt(url, "not a lockerfleet event store");
+    /* ... and it was left untouched. */
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    /* A bad URL. */
+    char err[256];
+    lf_store *s;
+    assert_int_equal(lf_store_open("bogus:x", &s, err, sizeof err), LF_EINVAL);
+    assert_non_null(strstr(err, "bogus:x"));
+    assert_int_equal(lf_store_open("sqlite:", &s, err, sizeof err), LF_EINVAL);
+}
+
+/* ---- main --------------------------------------------------------------- */
+static void rm_tree(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+int main(void)
+{
+    if (lf_init()) return 1;
+    const char *url = getenv("LF_TEST_STORE_URL");
+    const char *kind = getenv("LF_TEST_STORE");
+    if (url && *url) {
+        snprintf(g_fixed_url, sizeof g_fixed_url, "%s", url);
+    } else if (kind && *kind && strcmp(kind, "sqlite") != 0) {
+        fprintf(stderr, "LF_TEST_STORE=%s needs LF_TEST_STORE_URL (see docs/CONTRIBUTING.md)\n",
+                kind);
+        return 2;
+    } else {
+        snprintf(g_dir, sizeof g_dir, "%s/lfconf.XXXXXX",
+                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+        if (!mkdtemp(g_dir)) {
+            perror("mkdtemp");
+            return 1;
+        }
+    }
+    snprintf(g_prefix, sizeof g_prefix, "c%08x", lf_random_u32());
+    printf("store conformance: %s (stream prefix %s)\n",
+           g_fixed_url[0] ? g_fixed_url : "sqlite, a fresh file per test", g_prefix);
+
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_version_conflicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_stream_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streams_threads_with_subscriber, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscription_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_any_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
+        cmocka_unit_test(test_sqlite_reopen),
+        cmocka_unit_test(test_sqlite_corrupt_and_foreign),
+    };
+    int failed = cmocka_run_group_tests_name("store_conformance", tests, NULL, NULL);
+    if (g_dir[0]) rm_tree(g_dir);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# with-server.sh BACKEND CMD... — run CMD against a real, private server.
+#
+#   BACKEND: postgres | redis | nats | nats-cluster
+#
+# Starts the server on 127.0.0.1 on free ports (asked from the kernel, never
+# fixed), with its data in a fresh temp dir, waits until it answers, runs CMD
+# with these variables exported, then stops the server by PID (EXIT trap) and
+# removes the temp dir. CMD's exit status is the script's.
+#
+#   LF_TEST_STORE_URL       store URL for lf_store_open
+#   LF_TEST_BACKEND         the BACKEND argument
+#   LF_TEST_SERVER_PIDFILE  file holding the server's PID (one line per node
+#                           for nats-cluster), for tests that kill -9 it
+#   LF_TEST_SERVER_RESTART  a script that starts the killed server(s) again on
+#                           the same ports and data; waits until ready.
+#                           `$LF_TEST_SERVER_RESTART N` restarts only node N
+#                           (1-based) of nats-cluster.
+#
+# Works as root (CI): PostgreSQL refuses to run as root, so its data dir is
+# owned by the postgres user and the server runs through runuser.
+#
+# Durability settings (docs/ARCHITECTURE.md, "Other backends"):
+#   postgres: fsync=on, synchronous_commit=on (the defaults, stated).
+#   redis:    appendonly yes, appendfsync always: a reply comes after the AOF
+#             is fsynced, so an acknowledged append survives kill -9 and power
+#             loss. (everysec would lose up to ~1 s of acknowledged appends
+#             on power loss; kill -9 alone loses nothing with either.)
+#   nats:     file storage; nats-server 2.9 has no per-message fsync (see docs).
+set -euo pipefail
+
+if [ $# -lt 2 ]; then
+    echo "usage: $0 postgres|redis|nats|nats-cluster CMD..." >&2
+    exit 2
+fi
+backend=$1
+shift
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/lf-$backend.XXXXXX")
+chmod 755 "$tmp"
+pidfile=$tmp/server.pids
+: >"$pidfile"
+
+# stop_pid PID [SIGNAL]: signal, wait up to 10 s, then KILL.
+stop_pid() {
+    local pid=$1 sig=${2:-TERM}
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -"$sig" "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    local sig=TERM
+    [ "$backend" = postgres ] && sig=INT # fast shutdown
+    while read -r pid; do stop_pid "$pid" "$sig"; done <"$pidfile"
+    if [ "$rc" -ne 0 ] && [ -z "${LF_KEEP_SERVER_LOGS:-}" ]; then
+        for f in "$tmp"/*.log; do
+            [ -f "$f" ] || continue
+            echo "---- tail of $f" >&2
+            tail -n 20 "$f" >&2
+        done
+    fi
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A port the kernel just handed out (bind to 0), so no fixed port can clash.
+free_port() {
+    python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# The restart script re-runs this file's start step with the same state.
+restart=$tmp/restart.sh
+
+case "$backend" in
+postgres)
+    pgbin=${LF_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+    [ -x "$pgbin/initdb" ] || {
+        echo "with-server: PostgreSQL binaries not found (set LF_PG_BIN)" >&2
+        exit 1
+    }
+    port=$(free_port)
+    as=()
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres: "$tmp"
+        as=(runuser -u postgres --)
+    fi
+    "${as[@]}" "$pgbin/initdb" -D "$tmp/pg" -U postgres -A trust -E UTF8 --locale=C \
+        >"$tmp/initdb.log" 2>&1
+    cat >"$restart" <<EOF
+#!/usr/bin/env bash
+set -e
+${as[*]} "$pgbin/pg_ctl" -D "$tmp/pg" -l "$tmp/postgres.log" -w -t 60 start \\
+  -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$tmp \\
+      -c fsync=on -c synchronous_commit=on -c max_connections=400" >/dev/null
+head -1 "$tmp/pg/postmaster.pid" >"$pidfile"
+EOF
+    url="postgres://postgres@127.0.0.1:$port/postgres"
+    ;;
+redis)
+    port=$(free_port)
+    mkdir -p "$tmp/redis"
+    cat >"$restart" <<EOF
+#!/usr/bin/env bash
+set -e
+redis-server --bind 127.0.0.1 --port $port --dir "$tmp/redis" --appendonly yes \\
+  --appendfsync always --save '' --daemonize no --logfile "$tmp/redis.log" &
+echo \$! >"$pidfile"
+for _ in \$(seq 1 300); do
+  redis-cli -h 127.0.0.1 -p $port ping 2>/dev/null | grep -q PONG && exit 0
+  kill -0 \$(cat "$pidfile") 2>/dev/null || { echo "redis-server died" >&2; exit 1; }
+  sleep 0.1
+done
+echo "redis-server never answered" >&2; exit 1
+EOF
+    url="redis://127.0.0.1:$port"
+    ;;
+nats)
+    port=$(free_port)
+    mon=$(free_port)
+    cat >"$restart" <<EOF
+#!/usr/bin/env bash
+set -e
+nats-server -js -a 127.0.0.1 -p $port -m $mon -sd "$tmp/nats" -l "$tmp/nats.log" &
+echo \$! >"$pidfile"
+for _ in \$(seq 1 300); do
+  curl -sf "http://127.0.0.1:$mon/healthz?js-enabled=true" >/dev/null 2>&1 && exit 0
+  kill -0 \$(cat "$pidfile") 2>/dev/null || { echo "nats-server died" >&2; exit 1; }
+  sleep 0.1
+done
+echo "nats-server never became healthy" >&2; exit 1
+EOF
+    url="nats://127.0.0.1:$port"
+    ;;
+nats-cluster)
+    # Three JetStream servers in one cluster on loopback; the store is opened
+    # with replicas=3 so every append is on a quorum before it is acked.
+    ports=() cports=() mons=()
+    for i in 1 2 3; do
+        ports+=("$(free_port)")
+        cports+=("$(free_port)")
+        mons+=("$(free_port)")
+    done
+    routes="nats-route://127.0.0.1:${cports[0]},nats-route://127.0.0.1:${cports[1]},nats-route://127.0.0.1:${cports[2]}"
+    for i in 1 2 3; do
+        j=$((i - 1))
+        cat >"$tmp/n$i.conf" <<EOF
+server_name: n$i
+listen: 127.0.0.1:${ports[$j]}
+http: 127.0.0.1:${mons[$j]}
+jetstream { store_dir: "$tmp/n$i" }
+cluster {
+  name: lf
+  listen: 127.0.0.1:${cports[$j]}
+  routes: [ ${routes//,/, } ]
+}
+EOF
+    done
+    cat >"$restart" <<EOF
+#!/usr/bin/env bash
+# restart.sh [N]: start node N (1..3), or every node, and wait for health.
+set -e
+nodes=\${1:-1 2 3}
+mons=(${mons[*]})
+touch "$pidfile"
+for i in \$nodes; do
+  nats-server -c "$tmp/n\$i.conf" -l "$tmp/n\$i.log" &
+  pid=\$!
+  # line i of the pid file is node i
+  python3 - "$pidfile" "\$i" "\$pid" <<'PY'
+import sys
+path, i, pid = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+lines = open(path).read().split("\n")[:3]
+lines += [""] * (3 - len(lines))
+lines[i - 1] = pid
+open(path, "w").write("\n".join(lines) + "\n")
+PY
+done
+for i in \$nodes; do
+  ok=0
+  for _ in \$(seq 1 600); do
+    if curl -sf "http://127.0.0.1:\${mons[\$((i-1))]}/healthz" >/dev/null 2>&1; then ok=1; break; fi
+    sleep 0.1
+  done
+  [ \$ok = 1 ] || { echo "nats node \$i never became healthy" >&2; exit 1; }
+done
+EOF
+    url="nats://127.0.0.1:${ports[0]},nats://127.0.0.1:${ports[1]},nats://127.0.0.1:${ports[2]}/LF?replicas=3"
+    ;;
+*)
+    echo "with-server: unknown backend '$backend' (postgres|redis|nats|nats-cluster)" >&2
+    exit 2
+    ;;
+esac
+
+chmod +x "$restart"
+"$restart"
+
+export LF_TEST_STORE_URL=$url
+export LF_TEST_BACKEND=$backend
+export LF_TEST_SERVER_PIDFILE=$pidfile
+export LF_TEST_SERVER_RESTART=$restart
+set +e
+"$@"
+rc=$?
+set -e
+exit "$rc"

@@ -1,0 +1,653 @@
+/*
+ * store_postgres.c — the event store on PostgreSQL (libpq), URL
+ * "postgres://USER@HOST:PORT/DB[?schema=NAME&...]" (schema defaults to
+ * "lockerfleet"; every other parameter goes to libpq unchanged).
+ *
+ * Schema (in its own PostgreSQL schema, format 1 in lf_meta):
+ *   lf_events(position bigint PRIMARY KEY, stream text, version bigint,
+ *             id uuid UNIQUE, type text, time bigint, data text, meta text)
+ *   + UNIQUE(stream, version); triggers refuse UPDATE and DELETE.
+ *   lf_append(...) — a PL/pgSQL function doing one append in one round trip.
+ *
+ * Ordering (the SQL event store trap): a bigserial position is taken at
+ * INSERT time but becomes visible at COMMIT time, so two concurrent writers
+ * can commit positions 11 and 10 in that order and a reader that saw 11
+ * would skip 10 forever. We serialise appends with a transaction-level
+ * advisory lock taken first thing in lf_append; positions are max+1 under
+ * that lock. The lock is released only after the commit is visible, so
+ * commits become visible in position order and every reader sees a prefix
+ * of the log: a plain "WHERE position > $after ORDER BY position" is safe.
+ * The cost: appends (of all processes sharing the schema) commit one at a
+ * time, one WAL flush each; batching is the way to throughput. We chose
+ * this over a reader-side xmin horizon because it keeps readers trivial
+ * and keeps positions gap-free.
+ *
+ * Durability: synchronous_commit=on (checked at open; we refuse "off"), so
+ * a returned append has its commit record flushed to the WAL.
+ *
+ * Idempotency, the version check and the insert all run inside lf_append
+ * under the same lock, so they are atomic with respect to other appenders.
+ *
+ * Threads: a small pool of connections (POOL), each used by one thread at
+ * a time. wait(): a listener thread holds one more connection doing
+ * LISTEN on a per-schema channel; lf_append NOTIFYs the new head, which
+ * PostgreSQL delivers at commit.
+ */
+#define _GNU_SOURCE
+#include "store_int.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define POOL 8
+#define FORMAT_VERSION "1"
+#define SCHEMA_MAX 48
+
+typedef struct {
+    PGconn *conn;
+    int busy;
+} pg_slot;
+
+typedef struct {
+    char *conninfo;
+    char schema[SCHEMA_MAX + 1];
+    char channel[SCHEMA_MAX + 8];
+    pthread_mutex_t lock; /* pool, head, closing */
+    pthread_cond_t pool_cond;
+    pthread_cond_t head_cond;
+    pg_slot pool[POOL];
+    int in_use;
+    int closing;
+    int64_t head; /* highest position seen through NOTIFY or our appends */
+    pthread_t listener;
+    int listener_started;
+} pg_store;
+
+/* ---- helpers --------------------------------------------------------- */
+static int pg_fail(PGconn *c, PGresult *r, const char *what)
+{
+    const char *m = r ? PQresultErrorMessage(r) : NULL;
+    if (!m || !*m) m = c ? PQerrorMessage(c) : "no connection";
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", m);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    lf_err_set("postgres: %s: %s", what, msg);
+    return LF_EIO;
+}
+
+static int exec_ok(PGconn *c, const char *sql, const char *what)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? 0 : pg_fail(c, r, what);
+    PQclear(r);
+    return rc;
+}
+
+/* Splits our "schema=" parameter off the URL; the rest goes to libpq. */
+static int parse_url(const char *url, char **conninfo, char *schema, char *err, size_t errlen)
+{
+    snprintf(schema, SCHEMA_MAX + 1, "lockerfleet");
+    char *u = lf_strdup(url);
+    char *q = strchr(u, '?');
+    if (q) {
+        lf_buf rest;
+        lf_buf_init(&rest, 0);
+        char *save = NULL;
+        for (char *p = strtok_r(q + 1, "&", &save); p; p = strtok_r(NULL, "&", &save)) {
+            if (strncmp(p, "schema=", 7) == 0) {
+                const char *v = p + 7;
+                size_t n = strlen(v);
+                int ok = n >= 1 && n <= SCHEMA_MAX;
+                for (size_t i = 0; ok && i < n; i++)
+                    ok =
+                        (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '_';
+                if (!ok) {
+                    snprintf(err, errlen, "postgres URL: schema must be [a-z0-9_]{1,%d}",
+                             SCHEMA_MAX);
+                    lf_buf_free(&rest);
+                    free(u);
+                    return LF_EINVAL;
+                }
+                snprintf(schema, SCHEMA_MAX + 1, "%s", v);
+            } else {
+                lf_buf_printf(&rest, "%s%s", rest.len ? "&" : "", p);
+            }
+        }
+        *q = '\0';
+        *conninfo = rest.len ? lf_asprintf("%s?%s", u, rest.data) : lf_strdup(u);
+        lf_buf_free(&rest);
+        free(u);
+        return 0;
+    }
+    *conninfo = u;
+    return 0;
+}
+
+static const char *SCHEMA_SQL =
+    "CREATE TABLE IF NOT EXISTS lf_meta(k text PRIMARY KEY, v text NOT NULL);"
+    "INSERT INTO lf_meta VALUES ('format', '" FORMAT_VERSION "') ON CONFLICT DO NOTHING;"
+    "CREATE TABLE IF NOT EXISTS lf_events("
+    " position bigint PRIMARY KEY, stream text NOT NULL, version bigint NOT NULL,"
+    " id uuid NOT NULL UNIQUE, type text NOT NULL, time bigint NOT NULL,"
+    " data text NOT NULL, meta text NOT NULL, UNIQUE(stream, version));"
+    "CREATE OR REPLACE FUNCTION lf_immutable() RETURNS trigger LANGUAGE plpgsql AS"
+    " $$BEGIN RAISE EXCEPTION 'events are immutable'; END$$;"
+    "CREATE TRIGGER lf_events_immutable BEFORE UPDATE OR DELETE OR TRUNCATE ON lf_events"
+    " FOR EACH STATEMENT EXECUTE FUNCTION lf_immutable();"
+    /* One append: lock, idempotency, version check, insert, notify. */
+    "CREATE OR REPLACE FUNCTION lf_append(p_stream text, p_expected bigint, p_ids uuid[],"
+    "  p_types text[], p_times bigint[], p_data text[], p_meta text[], p_channel text,"
+    "  OUT o_status text, OUT o_first bigint, OUT o_last bigint, OUT o_ver bigint,"
+    "  OUT o_detail text)"
+    " LANGUAGE plpgsql AS $$\n"
+    "DECLARE n int := cardinality(p_ids); v bigint; h bigint; r record; prev bigint := 0;\n"
+    "BEGIN\n"
+    "  PERFORM pg_advisory_xact_lock(hashtext('lf_append'), hashtext(current_schema()));\n"
+    "  o_first := 0; o_last := 0; o_ver := 0; o_detail := '';\n"
+    "  SELECT e.position INTO r FROM lf_events e WHERE e.id = p_ids[1];\n"
+    "  IF FOUND THEN\n"
+    "    FOR i IN 1..n LOOP\n"
+    "      SELECT e.position, e.version, e.stream INTO r FROM lf_events e WHERE e.id = p_ids[i];\n"
+    "      IF NOT FOUND OR r.stream <> p_stream OR r.position <= prev THEN\n"
+    "        o_status := 'exist';\n"
+    "        o_detail := format('event %s: id already stored in another stream or order,'\n"
+    "                           ' or the batch is partly stored already', i - 1);\n"
+    "        RETURN;\n"
+    "      END IF;\n"
+    "      IF i = 1 THEN o_first := r.position; END IF;\n"
+    "      prev := r.position; o_ver := r.version;\n"
+    "    END LOOP;\n"
+    "    o_status := 'dup'; o_last := prev; RETURN;\n"
+    "  END IF;\n"
+    "  IF EXISTS (SELECT 1 FROM lf_events e WHERE e.id = ANY(p_ids)) THEN\n"
+    "    o_status := 'exist'; o_detail := 'an event id of the batch is already stored';\n"
+    "    RETURN;\n"
+    "  END IF;\n"
+    "  SELECT coalesce(max(e.version), 0) INTO v FROM lf_events e WHERE e.stream = p_stream;\n"
+    "  IF (p_expected = -2 AND v > 0) OR (p_expected >= 1 AND p_expected <> v) THEN\n"
+    "    o_status := 'conflict'; o_ver := v;\n"
+    "    o_detail := format('stream ''%s'' is at version %s, expected %s', p_stream, v,\n"
+    "                       CASE WHEN p_expected = -2 THEN 'none' ELSE p_expected::text END);\n"
+    "    RETURN;\n"
+    "  END IF;\n"
+    "  SELECT coalesce(max(e.position), 0) INTO h FROM lf_events e;\n"
+    "  INSERT INTO lf_events(position, stream, version, id, type, time, data, meta)\n"
+    "    SELECT h + x.o, p_stream, v + x.o, x.id, x.t, x.tm, x.d, x.m\n"
+    "    FROM unnest(p_ids, p_types, p_times, p_data, p_meta)\n"
+    "         WITH ORDINALITY AS x(id, t, tm, d, m, o);\n"
+    "  PERFORM pg_notify(p_channel, (h + n)::text);\n"
+    "  o_status := 'ok'; o_first := h + 1; o_last := h + n; o_ver := v + n;\n"
+    "END$$;";
+
+static int conn_open(pg_store *s, PGconn **out)
+{
+    PGconn *c = PQconnectdb(s->conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        int rc = pg_fail(c, NULL, "connect");
+        PQfinish(c);
+        return rc;
+    }
+    char sql[128];
+    snprintf(sql, sizeof sql, "SET search_path TO \"%s\"; SET client_min_messages TO warning",
+             s->schema);
+    int rc = exec_ok(c, sql, "set search_path");
+    if (rc) {
+        PQfinish(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* Creates or checks the schema. A session advisory lock keeps concurrent
+ * openers from racing on CREATE ... IF NOT EXISTS. */
+static int init_schema(pg_store *s, PGconn *c, char *err, size_t errlen)
+{
+    char sql[256];
+    int rc = exec_ok(c, "SELECT pg_advisory_lock(hashtext('lf_init'))", "init lock");
+    if (rc) goto out_nolock;
+    PGresult *r = PQexec(c, "SHOW synchronous_commit");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "off") == 0) {
+        snprintf(err, errlen, "postgres: synchronous_commit=off would lose acknowledged appends");
+        PQclear(r);
+        rc = LF_EINVAL;
+        goto out;
+    }
+    PQclear(r);
+    snprintf(sql, sizeof sql, "CREATE SCHEMA IF NOT EXISTS \"%s\"", s->schema);
+    if ((rc = exec_ok(c, sql, "create schema"))) goto fail;
+    /* A schema holding other tables but not ours is someone else's. */
+    const char *params[1] = {s->schema};
+    r = PQexecParams(c,
+                     "SELECT (SELECT count(*) FROM pg_tables WHERE schemaname=$1),"
+                     " (SELECT count(*) FROM pg_tables WHERE schemaname=$1 AND"
+                     "  tablename='lf_meta')",
+                     1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = pg_fail(c, r, "inspect schema");
+        PQclear(r);
+        goto fail;
+    }
+    long ntables = atol(PQgetvalue(r, 0, 0)), nmeta = atol(PQgetvalue(r, 0, 1));
+    PQclear(r);
+    if (ntables > 0 && nmeta == 0) {
+        snprintf(err, errlen, "postgres schema '%s' holds tables that are not a lockerfleet store",
+                 s->schema);
+        rc = LF_ECORRUPT;
+        goto out;
+    }
+    if (nmeta) {
+        r = PQexec(c, "SELECT v FROM lf_meta WHERE k='format'");
+        int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                 strcmp(PQgetvalue(r, 0, 0), FORMAT_VERSION) == 0;
+        PQclear(r);
+        if (!ok) {
+            snprintf(err, errlen, "postgres schema '%s' has another store format than %s",
+                     s->schema, FORMAT_VERSION);
+            rc = LF_ECORRUPT;
+            goto out;
+        }
+    }
+    if (nmeta) goto out; /* created before (format checked) */
+    if ((rc = exec_ok(c, "BEGIN", "begin")) || (rc = exec_ok(c, SCHEMA_SQL, "create schema")) ||
+        (rc = exec_ok(c, "COMMIT", "commit"))) {
+        exec_ok(c, "ROLLBACK", "rollback");
+        goto fail;
+    }
+    goto out;
+fail:
+    snprintf(err, errlen, "%s", lf_err_get());
+out:
+    exec_ok(c, "SELECT pg_advisory_unlock(hashtext('lf_init'))", "init unlock");
+    return rc;
+out_nolock:
+    snprintf(err, errlen, "%s", lf_err_get());
+    return rc;
+}
+
+/* ---- pool ------------------------------------------------------------ */
+static int conn_get(pg_store *s, int *idx)
+{
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        if (s->closing) {
+            pthread_mutex_unlock(&s->lock);
+            lf_err_set("postgres: store is closing");
+            return LF_ECLOSED;
+        }
+        for (int i = 0; i < POOL; i++) {
+            if (s->pool[i].busy) continue;
+            s->pool[i].busy = 1;
+            s->in_use++;
+            pthread_mutex_unlock(&s->lock);
+            pg_slot *sl = &s->pool[i];
+            /* A broken connection (server restart) is replaced. */
+            if (sl->conn && PQstatus(sl->conn) != CONNECTION_OK) {
+                PQfinish(sl->conn);
+                sl->conn = NULL;
+            }
+            int rc = sl->conn ? 0 : conn_open(s, &sl->conn);
+            if (rc) {
+                pthread_mutex_lock(&s->lock);
+                sl->busy = 0;
+                s->in_use--;
+                pthread_cond_broadcast(&s->pool_cond);
+                pthread_mutex_unlock(&s->lock);
+                return rc;
+            }
+            *idx = i;
+            return 0;
+        }
+        pthread_cond_wait(&s->pool_cond, &s->lock);
+    }
+}
+
+static void conn_put(pg_store *s, int idx)
+{
+    pthread_mutex_lock(&s->lock);
+    s->pool[idx].busy = 0;
+    s->in_use--;
+    pthread_cond_broadcast(&s->pool_cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void head_seen(pg_store *s, int64_t h)
+{
+    pthread_mutex_lock(&s->lock);
+    if (h > s->head) {
+        s->head = h;
+        pthread_cond_broadcast(&s->head_cond);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- listener -------------------------------------------------------- */
+static int listen_open(pg_store *s, PGconn **out)
+{
+    PGconn *c = NULL;
+    int rc = conn_open(s, &c);
+    if (rc) return rc;
+    char sql[128];
+    snprintf(sql, sizeof sql, "LISTEN \"%s\"", s->channel);
+    if ((rc = exec_ok(c, sql, "listen"))) {
+        PQfinish(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+static void *listener_main(void *arg)
+{
+    pg_store *s = arg;
+    PGconn *c = NULL;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        int closing = s->closing;
+        pthread_mutex_unlock(&s->lock);
+        if (closing) break;
+        if (!c || PQstatus(c) != CONNECTION_OK) {
+            if (c) PQfinish(c);
+            c = NULL;
+            if (listen_open(s, &c)) {
+                lf_sleep_ms(200);
+                continue;
+            }
+            /* Notifications may have been missed: wake waiters to re-check. */
+            pthread_mutex_lock(&s->lock);
+            pthread_cond_broadcast(&s->head_cond);
+            pthread_mutex_unlock(&s->lock);
+        }
+        struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+        if (poll(&pfd, 1, 100) < 0) continue;
+        if (!PQconsumeInput(c)) continue; /* reconnects on the next turn */
+        PGnotify *nt;
+        int64_t h = 0;
+        while ((nt = PQnotifies(c))) {
+            int64_t v = 0;
+            if (nt->extra && lf_parse_i64(nt->extra, &v) == 0 && v > h) h = v;
+            PQfreemem(nt);
+        }
+        if (h) head_seen(s, h);
+    }
+    if (c) PQfinish(c);
+    return NULL;
+}
+
+/* ---- open / close ---------------------------------------------------- */
+static void pg_close(void *impl);
+
+static int pg_open(const char *url, void **impl, char *err, size_t errlen)
+{
+    pg_store *s = lf_xcalloc(1, sizeof *s);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->pool_cond, NULL);
+    pthread_cond_init(&s->head_cond, NULL);
+    int rc = parse_url(url, &s->conninfo, s->schema, err, errlen);
+    if (rc) goto fail;
+    snprintf(s->channel, sizeof s->channel, "lf_%s", s->schema);
+    if ((rc = conn_open(s, &s->pool[0].conn))) {
+        snprintf(err, errlen, "%s", lf_err_get());
+        goto fail;
+    }
+    if ((rc = init_schema(s, s->pool[0].conn, err, errlen))) goto fail;
+    PGresult *r = PQexec(s->pool[0].conn, "SELECT coalesce(max(position), 0) FROM lf_events");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = pg_fail(s->pool[0].conn, r, "head");
+        snprintf(err, errlen, "%s", lf_err_get());
+        PQclear(r);
+        goto fail;
+    }
+    lf_parse_i64(PQgetvalue(r, 0, 0), &s->head);
+    PQclear(r);
+    if (pthread_create(&s->listener, NULL, listener_main, s) != 0) {
+        snprintf(err, errlen, "postgres: cannot start the listener thread");
+        rc = LF_EIO;
+        goto fail;
+    }
+    s->listener_started = 1;
+    *impl = s;
+    return 0;
+fail:
+    pg_close(s);
+    return rc;
+}
+
+static void pg_close(void *impl)
+{
+    pg_store *s = impl;
+    if (!s) return;
+    pthread_mutex_lock(&s->lock);
+    s->closing = 1;
+    pthread_cond_broadcast(&s->head_cond);
+    pthread_cond_broadcast(&s->pool_cond);
+    while (s->in_use)
+        pthread_cond_wait(&s->pool_cond, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+    if (s->listener_started) pthread_join(s->listener, NULL);
+    for (int i = 0; i < POOL; i++)
+        if (s->pool[i].conn) PQfinish(s->pool[i].conn);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->pool_cond);
+    pthread_cond_destroy(&s->head_cond);
+    free(s->conninfo);
+    free(s);
+}
+
+/* ---- append ---------------------------------------------------------- */
+/* Adds one element to a PostgreSQL array literal: "..." with " and \
+ * escaped. */
+static void array_add(lf_buf *b, const char *v)
+{
+    lf_buf_append(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1);
+    const char *p = v;
+    while (*p) {
+        size_t run = strcspn(p, "\"\\");
+        lf_buf_append(b, p, run);
+        p += run;
+        if (*p) {
+            char esc[2] = {'\\', *p++};
+            lf_buf_append(b, esc, 2);
+        }
+    }
+    lf_buf_append(b, "\"", 1);
+}
+
+static int pg_append(void *impl, const char *stream, int64_t expected, const lf_event_in *evs,
+                     size_t n, lf_append_result *res)
+{
+    pg_store *s = impl;
+    lf_buf arr[5]; /* ids, types, times, data, meta */
+    for (int k = 0; k < 5; k++) {
+        lf_buf_init(&arr[k], 0);
+        lf_buf_append(&arr[k], "{", 1);
+    }
+    int64_t now = lf_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        const lf_event_in *e = &evs[i];
+        char gen[LF_UUID_LEN], tm[24];
+        if (!e->id || !*e->id) lf_uuid_v7(gen);
+        array_add(&arr[0], e->id && *e->id ? e->id : gen);
+        array_add(&arr[1], e->type);
+        snprintf(tm, sizeof tm, "%lld", (long long)(e->time_ms ? e->time_ms : now));
+        array_add(&arr[2], tm);
+        array_add(&arr[3], e->data);
+        array_add(&arr[4], e->meta ? e->meta : "{}");
+    }
+    for (int k = 0; k < 5; k++)
+        lf_buf_append(&arr[k], "}", 2); /* with the NUL */
+    char exp[24];
+    snprintf(exp, sizeof exp, "%lld", (long long)expected);
+    const char *params[8] = {stream,      exp,         arr[0].data, arr[1].data,
+                             arr[2].data, arr[3].data, arr[4].data, s->channel};
+    int idx, rc = conn_get(s, &idx);
+    if (rc) goto out;
+    PGconn *c = s->pool[idx].conn;
+    PGresult *r = PQexecParams(c, "SELECT * FROM lf_append($1,$2,$3,$4,$5,$6,$7,$8)", 8, NULL,
+                               params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        rc = pg_fail(c, r, "append");
+    } else {
+        const char *st = PQgetvalue(r, 0, 0);
+        int64_t first = 0, last = 0, ver = 0;
+        lf_parse_i64(PQgetvalue(r, 0, 1), &first);
+        lf_parse_i64(PQgetvalue(r, 0, 2), &last);
+        lf_parse_i64(PQgetvalue(r, 0, 3), &ver);
+        if (strcmp(st, "ok") == 0 || strcmp(st, "dup") == 0) {
+            res->first_position = first;
+            res->last_position = last;
+            res->last_version = ver;
+            res->duplicate = st[0] == 'd';
+            rc = 0;
+        } else if (strcmp(st, "conflict") == 0) {
+            lf_err_set("%s", PQgetvalue(r, 0, 4));
+            rc = LF_ECONFLICT;
+        } else {
+            lf_err_set("%s", PQgetvalue(r, 0, 4));
+            rc = LF_EEXIST;
+        }
+    }
+    PQclear(r);
+    conn_put(s, idx);
+    if (rc == 0 && !res->duplicate) head_seen(s, res->last_position);
+out:
+    for (int k = 0; k < 5; k++)
+        lf_buf_free(&arr[k]);
+    return rc;
+}
+
+/* ---- reads ----------------------------------------------------------- */
+#define EVENT_COLS "position, stream, version, id, type, time, data, meta"
+
+static int pg_query(pg_store *s, const char *sql, int nparams, const char *const *params,
+                    PGresult **out)
+{
+    int idx, rc = conn_get(s, &idx);
+    if (rc) return rc;
+    PGconn *c = s->pool[idx].conn;
+    PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = pg_fail(c, r, "read");
+        PQclear(r);
+        r = NULL;
+    }
+    conn_put(s, idx);
+    *out = r;
+    return rc;
+}
+
+static int read_events(pg_store *s, const char *sql, int nparams, const char *const *params,
+                       lf_event_list *out)
+{
+    PGresult *r;
+    int rc = pg_query(s, sql, nparams, params, &r);
+    if (rc) return rc;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        lf_event *e = lf_event_list_push(out);
+        lf_parse_i64(PQgetvalue(r, i, 0), &e->position);
+        e->stream = lf_strdup(PQgetvalue(r, i, 1));
+        lf_parse_i64(PQgetvalue(r, i, 2), &e->version);
+        snprintf(e->id, sizeof e->id, "%s", PQgetvalue(r, i, 3));
+        e->type = lf_strdup(PQgetvalue(r, i, 4));
+        lf_parse_i64(PQgetvalue(r, i, 5), &e->time_ms);
+        e->data = lf_strdup(PQgetvalue(r, i, 6));
+        e->meta = lf_strdup(PQgetvalue(r, i, 7));
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int pg_read_stream(void *impl, const char *stream, int64_t from_version, size_t max,
+                          lf_event_list *out)
+{
+    char from[24], lim[24];
+    snprintf(from, sizeof from, "%lld", (long long)from_version);
+    snprintf(lim, sizeof lim, "%llu", (unsigned long long)(max > INT64_MAX ? INT64_MAX : max));
+    const char *params[3] = {stream, from, lim};
+    return read_events(impl,
+                       "SELECT " EVENT_COLS " FROM lf_events WHERE stream = $1 AND version >= $2"
+                       " ORDER BY version LIMIT $3",
+                       3, params, out);
+}
+
+static int pg_read_all(void *impl, int64_t after, size_t max, lf_event_list *out)
+{
+    char from[24], lim[24];
+    snprintf(from, sizeof from, "%lld", (long long)after);
+    snprintf(lim, sizeof lim, "%llu", (unsigned long long)(max > INT64_MAX ? INT64_MAX : max));
+    const char *params[2] = {from, lim};
+    /* Safe without a horizon: commits are serialised in position order. */
+    return read_events(impl,
+                       "SELECT " EVENT_COLS " FROM lf_events WHERE position > $1"
+                       " ORDER BY position LIMIT $2",
+                       2, params, out);
+}
+
+static int query_i64(pg_store *s, const char *sql, const char *param, int64_t *out)
+{
+    PGresult *r;
+    const char *params[1] = {param};
+    int rc = pg_query(s, sql, param ? 1 : 0, params, &r);
+    if (rc) return rc;
+    *out = 0;
+    if (PQntuples(r) == 1) lf_parse_i64(PQgetvalue(r, 0, 0), out);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_head(void *impl, int64_t *pos)
+{
+    pg_store *s = impl;
+    int rc = query_i64(s, "SELECT coalesce(max(position), 0) FROM lf_events", NULL, pos);
+    if (rc == 0) head_seen(s, *pos);
+    return rc;
+}
+
+static int pg_stream_version(void *impl, const char *stream, int64_t *version)
+{
+    return query_i64(impl, "SELECT coalesce(max(version), 0) FROM lf_events WHERE stream = $1",
+                     stream, version);
+}
+
+static int pg_wait(void *impl, int64_t after, int timeout_ms)
+{
+    pg_store *s = impl;
+    /* Capped so that a lost notification (listener reconnecting) costs at
+     * most this much latency; store.c re-checks the head. */
+    int wait = timeout_ms < 1000 ? timeout_ms : 1000;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += wait / 1000;
+    ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    if (!s->closing && s->head <= after) pthread_cond_timedwait(&s->head_cond, &s->lock, &ts);
+    if (s->closing) rc = LF_ECLOSED;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+const lf_store_ops lf_store_postgres_ops = {
+    .name = "postgres",
+    .open = pg_open,
+    .close = pg_close,
+    .append = pg_append,
+    .read_stream = pg_read_stream,
+    .read_all = pg_read_all,
+    .head = pg_head,
+    .stream_version = pg_stream_version,
+    .wait = pg_wait,
+};

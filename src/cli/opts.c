@@ -20,8 +20,8 @@ static void print_help(const char *usage_line, const lf_opt *opts)
     printf("  %-28s %s\n", "--help", "show this help");
 }
 
-int lf_opts_parse(const char *usage_line, const lf_opt *opts, int argc, char **argv,
-                  char **pos, int max_pos, int *npos)
+int lf_opts_parse(const char *usage_line, const lf_opt *opts, int argc, char **argv, char **pos,
+                  int max_pos, int *npos)
 {
     int np = 0;
     for (int i = 1; i < argc; i++) {
@@ -32,7 +32,8 @@ int lf_opts_parse(const char *usage_line, const lf_opt *opts, int argc, char **a
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
             if (np >= max_pos) {
-                fprintf(stderr, "lockerfleet: unexpected argument '%s'\nusage: %s\n", a, usage_line);
+                fprintf(stderr, "lockerfleet: unexpected argument '%s'\nusage: %s\n", a,
+                        usage_line);
                 return 2;
             }
             pos[np++] = a;
@@ -70,7 +71,8 @@ int lf_opts_parse(const char *usage_line, const lf_opt *opts, int argc, char **a
         } else if (o->kind == LF_OPT_INT) {
             int64_t v;
             if (lf_parse_i64(val, &v) != 0) {
-                fprintf(stderr, "lockerfleet: option '--%s' wants an integer, not '%s'\n", o->name, val);
+                fprintf(stderr, "lockerfleet: option '--%s' wants an integer, not '%s'\n", o->name,
+                        val);
                 return 2;
             }
             *(int64_t *)o->target = v;
@@ -79,7 +81,8 @@ int lf_opts_parse(const char *usage_line, const lf_opt *opts, int argc, char **a
             errno = 0;
             double d = strtod(val, &end);
             if (errno || *end || end == val) {
-                fprintf(stderr, "lockerfleet: option '--%s' wants a number, not '%s'\n", o->name, val);
+                fprintf(stderr, "lockerfleet: option '--%s' wants a number, not '%s'\n", o->name,
+                        val);
                 return 2;
             }
             *(double *)o->target = d;

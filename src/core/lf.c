@@ -20,22 +20,38 @@
 const char *lf_strerror(int rc)
 {
     switch (rc) {
-    case LF_OK: return "ok";
-    case LF_EINVAL: return "invalid argument";
-    case LF_ENOMEM: return "out of memory";
-    case LF_EIO: return "I/O or backend error";
-    case LF_ECONFLICT: return "version conflict";
-    case LF_ENOTFOUND: return "not found";
-    case LF_EEXIST: return "already exists";
-    case LF_ETIMEDOUT: return "timed out";
-    case LF_ECORRUPT: return "corrupt or foreign file";
-    case LF_EBUSY: return "busy, try again later";
-    case LF_ECLOSED: return "closed";
-    case LF_EDENIED: return "permission denied";
-    case LF_EUNSUPPORTED: return "unsupported";
-    case LF_EUNAVAILABLE: return "unavailable";
-    case LF_ESTATE: return "not allowed in the current state";
-    default: return "unknown error";
+    case LF_OK:
+        return "ok";
+    case LF_EINVAL:
+        return "invalid argument";
+    case LF_ENOMEM:
+        return "out of memory";
+    case LF_EIO:
+        return "I/O or backend error";
+    case LF_ECONFLICT:
+        return "version conflict";
+    case LF_ENOTFOUND:
+        return "not found";
+    case LF_EEXIST:
+        return "already exists";
+    case LF_ETIMEDOUT:
+        return "timed out";
+    case LF_ECORRUPT:
+        return "corrupt or foreign file";
+    case LF_EBUSY:
+        return "busy, try again later";
+    case LF_ECLOSED:
+        return "closed";
+    case LF_EDENIED:
+        return "permission denied";
+    case LF_EUNSUPPORTED:
+        return "unsupported";
+    case LF_EUNAVAILABLE:
+        return "unavailable";
+    case LF_ESTATE:
+        return "not allowed in the current state";
+    default:
+        return "unknown error";
     }
 }
 
@@ -81,9 +97,12 @@ int lf_log_parse_level(const char *s, enum lf_log_level *out)
 
 int lf_log_set_format(const char *fmt)
 {
-    if (strcmp(fmt, "text") == 0) log_json = 0;
-    else if (strcmp(fmt, "json") == 0) log_json = 1;
-    else return LF_EINVAL;
+    if (strcmp(fmt, "text") == 0)
+        log_json = 0;
+    else if (strcmp(fmt, "json") == 0)
+        log_json = 1;
+    else
+        return LF_EINVAL;
     return 0;
 }
 
@@ -210,13 +229,11 @@ int lf_time_parse(const char *s, int64_t *ms_out)
     if (!s) return LF_EINVAL;
     const char *p = s;
     int y, mo, d, h, mi, se, ms = 0;
-    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
-        digits(&p, 2, &d))
+    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d))
         return LF_EINVAL;
     if (*p != 'T' && *p != 't' && *p != ' ') return LF_EINVAL;
     p++;
-    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' ||
-        digits(&p, 2, &se))
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' || digits(&p, 2, &se))
         return LF_EINVAL;
     if (*p == '.') {
         p++;
@@ -227,7 +244,8 @@ int lf_time_parse(const char *s, int64_t *ms_out)
             p++;
         }
         if (n == 0 || n > 9) return LF_EINVAL;
-        for (; n < 3; n++) ms *= 10;
+        for (; n < 3; n++)
+            ms *= 10;
     }
     int off_min = 0;
     if (*p == 'Z' || *p == 'z') {
@@ -242,8 +260,8 @@ int lf_time_parse(const char *s, int64_t *ms_out)
         return LF_EINVAL;
     }
     if (*p != '\0') return LF_EINVAL;
-    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
-        h > 23 || mi > 59 || se > 59)
+    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+        mi > 59 || se > 59)
         return LF_EINVAL;
     int64_t days = days_from_civil(y, mo, d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - (int64_t)off_min * 60;
@@ -287,7 +305,8 @@ void lf_uuid_v7(char out[LF_UUID_LEN])
     unsigned char b[16];
     randombytes_buf(b, sizeof b);
     uint64_t ms = (uint64_t)lf_now_ms();
-    for (int i = 0; i < 6; i++) b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     uuid_text(b, out);
@@ -427,7 +446,8 @@ int lf_buf_append(lf_buf *b, const void *p, size_t n)
     if (b->max && b->len + n > b->max) return LF_EINVAL;
     if (b->len + n + 1 > b->cap) {
         size_t nc = b->cap ? b->cap * 2 : 256;
-        while (nc < b->len + n + 1) nc *= 2;
+        while (nc < b->len + n + 1)
+            nc *= 2;
         b->data = lf_xrealloc(b->data, nc);
         b->cap = nc;
     }

@@ -11,17 +11,17 @@
 #include "core/lf.h"
 
 typedef struct {
-    long status;             /* HTTP status, 0 if no response */
-    lf_buf body;             /* response body (owned; lf_http_result_free) */
-    int64_t retry_after_ms;  /* from a Retry-After header in seconds; -1 if none */
-    double total_ms;         /* time taken */
+    long status;            /* HTTP status, 0 if no response */
+    lf_buf body;            /* response body (owned; lf_http_result_free) */
+    int64_t retry_after_ms; /* from a Retry-After header in seconds; -1 if none */
+    double total_ms;        /* time taken */
 } lf_http_result;
 
 typedef struct {
-    const char *bearer;  /* Authorization: Bearer ... (optional) */
-    const char *ca_file; /* CA bundle to verify https peers (optional) */
-    int timeout_ms;      /* whole-transfer timeout; 0 = 10 s */
-    int connect_timeout_ms; /* 0 = timeout_ms */
+    const char *bearer;          /* Authorization: Bearer ... (optional) */
+    const char *ca_file;         /* CA bundle to verify https peers (optional) */
+    int timeout_ms;              /* whole-transfer timeout; 0 = 10 s */
+    int connect_timeout_ms;      /* 0 = timeout_ms */
     const char *idempotency_key; /* Idempotency-Key header (optional) */
 } lf_http_opts;
 

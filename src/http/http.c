@@ -85,7 +85,8 @@ const char *lf_http_bearer(lf_http_req *req)
     const char *a = lf_http_header(req, "Authorization");
     if (!a || strncasecmp(a, "Bearer ", 7) != 0) return NULL;
     a += 7;
-    while (*a == ' ') a++;
+    while (*a == ' ')
+        a++;
     return *a ? a : NULL;
 }
 
@@ -111,7 +112,8 @@ int lf_http_query_i64(lf_http_req *req, lf_http_resp *resp, const char *name, in
 json_t *lf_http_body_json(lf_http_req *req, lf_http_resp *resp)
 {
     if (req->body_len == 0) {
-        lf_http_error(resp, 400, "invalid_json", "request body is empty; a JSON object is required");
+        lf_http_error(resp, 400, "invalid_json",
+                      "request body is empty; a JSON object is required");
         return NULL;
     }
     json_error_t je;
@@ -220,7 +222,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, lf_http_resp *r)
     if (!mr) return MHD_NO;
     MHD_add_response_header(mr, "Content-Type",
                             r->content_type ? r->content_type : "application/json");
-    for (int i = 0; i < r->nheaders; i++) MHD_add_response_header(mr, r->headers[i][0], r->headers[i][1]);
+    for (int i = 0; i < r->nheaders; i++)
+        MHD_add_response_header(mr, r->headers[i][0], r->headers[i][1]);
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->status, mr);
     MHD_destroy_response(mr);
     return ok;
@@ -242,9 +245,8 @@ static void log_line(lf_http_server *s, const char *method, const char *url, int
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     lf_http_server *s = cls;
@@ -289,18 +291,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (ci && ci->client_addr) {
             const struct sockaddr *sa = ci->client_addr;
             if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr, sizeof addr);
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
+                          sizeof addr);
             else if (sa->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr, sizeof addr);
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                          addr, sizeof addr);
         }
         req.remote = addr;
-        if (req.nsegs < 0) lf_http_error(resp, 404, "not_found", "path has too many segments");
-        else s->handler(&req, resp, s->app);
+        if (req.nsegs < 0)
+            lf_http_error(resp, 404, "not_found", "path has too many segments");
+        else
+            s->handler(&req, resp, s->app);
         free(copy);
     }
     log_line(s, method, url, resp->status, rc->start_us, rid);
     enum MHD_Result ok = send_resp(c, resp);
-    if (!resp->stream_fn) stream_free_cb(resp); /* streamed: freed by MHD */
+    if (!resp->stream_fn)
+        stream_free_cb(resp); /* streamed: freed by MHD */
     else if (ok != MHD_YES) {
         /* MHD did not take the response: it already called stream_free. */
     }
@@ -381,23 +388,20 @@ lf_http_server *lf_http_start(const lf_http_config *cfg, lf_http_handler h, void
     }
     unsigned limit = cfg->conn_limit ? cfg->conn_limit : 4096;
     if (s->cert_pem) {
-        s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
-                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                MHD_OPTION_CONNECTION_LIMIT, limit,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                                MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
-                                MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
-                                MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem,
-                                MHD_OPTION_HTTPS_MEM_KEY, s->key_pem, MHD_OPTION_END);
+        s->d = MHD_start_daemon(
+            flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+            (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+            MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+            MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+            (unsigned)4096, MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
+            s->key_pem, MHD_OPTION_END);
     } else {
-        s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
-                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                MHD_OPTION_CONNECTION_LIMIT, limit,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                                MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
-                                MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
+        s->d =
+            MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+                             (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                             MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                             (unsigned)120, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
+                             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
     }
     if (!s->d) {
         lf_err_set("cannot listen on %s (address in use or not permitted)", cfg->listen);

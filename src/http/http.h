@@ -27,16 +27,16 @@ typedef struct lf_http_req lf_http_req;
 #define LF_HTTP_MAX_SEGS 16
 
 struct lf_http_req {
-    const char *method;          /* "GET", "POST", ... */
-    const char *path;            /* URL path, without the query string */
-    const char *body;            /* NUL-terminated; "" when none */
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* URL path, without the query string */
+    const char *body;   /* NUL-terminated; "" when none */
     size_t body_len;
     const char *segs[LF_HTTP_MAX_SEGS]; /* path split on '/', URL-decoded */
-    int nsegs;                   /* -1 when the path has too many segments */
-    int64_t start_us;            /* monotonic time the request arrived */
-    const char *remote;          /* peer address text */
-    void *conn;                  /* internal (struct MHD_Connection *) */
-    char request_id[17];         /* random hex id for logs */
+    int nsegs;                          /* -1 when the path has too many segments */
+    int64_t start_us;                   /* monotonic time the request arrived */
+    const char *remote;                 /* peer address text */
+    void *conn;                         /* internal (struct MHD_Connection *) */
+    char request_id[17];                /* random hex id for logs */
 };
 
 typedef struct {
@@ -66,7 +66,7 @@ typedef struct {
     const char *tls_cert; /* PEM file paths: both set = HTTPS */
     const char *tls_key;
     const char *log_component; /* component name in request log lines */
-    int quiet;            /* 1: no per-request log line */
+    int quiet;                 /* 1: no per-request log line */
 } lf_http_config;
 
 /* Starts serving on its own threads. Returns NULL with lf_err_get() set. */

@@ -1,0 +1,233 @@
+/* test_http.c — the HTTP server wrapper and client against each other on
+ * loopback: routing data, bodies, JSON errors, 413, headers, streaming. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "http/client.h"
+#include "http/http.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+static int streamed;
+
+static ssize_t produce(void *ctx, char *buf, size_t max)
+{
+    int *n = ctx;
+    if (*n >= 3) return -1;
+    int len = snprintf(buf, max, "data: %d\n\n", (*n)++);
+    return len;
+}
+
+static void produce_free(void *ctx)
+{
+    streamed = *(int *)ctx;
+    free(ctx);
+}
+
+static void handler(lf_http_req *req, lf_http_resp *resp, void *app)
+{
+    (void)app;
+    if (req->nsegs == 1 && strcmp(req->segs[0], "echo") == 0) {
+        json_t *j = lf_http_body_json(req, resp);
+        if (!j) return;
+        json_object_set_new(j, "method", json_string(req->method));
+        const char *q = lf_http_query(req, "q");
+        if (q) json_object_set_new(j, "q", json_string(q));
+        const char *tok = lf_http_bearer(req);
+        if (tok) json_object_set_new(j, "token", json_string(tok));
+        lf_http_json(resp, 200, j);
+    } else if (req->nsegs == 2 && strcmp(req->segs[0], "seg") == 0) {
+        lf_http_json(resp, 200, json_pack("{s:s}", "seg", req->segs[1]));
+    } else if (req->nsegs == 1 && strcmp(req->segs[0], "num") == 0) {
+        int64_t v;
+        if (lf_http_query_i64(req, resp, "n", 0, 100, 7, &v)) return;
+        lf_http_json(resp, 200, json_pack("{s:I}", "n", (json_int_t)v));
+    } else if (req->nsegs == 1 && strcmp(req->segs[0], "busy") == 0) {
+        lf_http_header_add(resp, "Retry-After", "3");
+        lf_http_error(resp, 429, "busy", "try later");
+    } else if (req->nsegs == 1 && strcmp(req->segs[0], "stream") == 0) {
+        int *n = calloc(1, sizeof *n);
+        resp->status = 200;
+        resp->content_type = "text/event-stream";
+        resp->stream_fn = produce;
+        resp->stream_free = produce_free;
+        resp->stream_ctx = n;
+    } else {
+        lf_http_error(resp, 404, "not_found", "no route for %s", req->path);
+    }
+}
+
+static lf_http_server *srv;
+static char base[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    lf_init();
+    lf_log_set_level(LF_LOG_WARN);
+    lf_http_config cfg = {.listen = "127.0.0.1:0", .body_max = 1024, .quiet = 1};
+    srv = lf_http_start(&cfg, handler, NULL);
+    if (!srv) return -1;
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", lf_http_port(srv));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    lf_http_stop(srv);
+    return 0;
+}
+
+static json_t *call(const char *method, const char *path, const char *body, const char *bearer,
+                    long *status, lf_http_result *keep)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    lf_http_opts o = {.bearer = bearer, .timeout_ms = 5000};
+    lf_http_result r;
+    assert_int_equal(lf_http_call(method, url, body, &o, &r), 0);
+    *status = r.status;
+    json_t *j = r.body.data ? json_loads(r.body.data, 0, NULL) : NULL;
+    if (keep)
+        *keep = r;
+    else
+        lf_http_result_free(&r);
+    return j;
+}
+
+static void test_echo(void **state)
+{
+    (void)state;
+    long st;
+    json_t *j = call("POST", "/echo?q=a%20b", "{\"x\":1}", "tok123", &st, NULL);
+    assert_int_equal(st, 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "x")), 1);
+    assert_string_equal(json_string_value(json_object_get(j, "q")), "a b");
+    assert_string_equal(json_string_value(json_object_get(j, "token")), "tok123");
+    json_decref(j);
+}
+
+static void test_bad_json(void **state)
+{
+    (void)state;
+    long st;
+    json_t *j = call("POST", "/echo", "{\"x\":", NULL, &st, NULL);
+    assert_int_equal(st, 400);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+                        "invalid_json");
+    json_decref(j);
+    j = call("POST", "/echo", "[1,2]", NULL, &st, NULL);
+    assert_int_equal(st, 400);
+    json_decref(j);
+    j = call("POST", "/echo", NULL, NULL, &st, NULL);
+    assert_int_equal(st, 400);
+    json_decref(j);
+}
+
+static void test_too_big(void **state)
+{
+    (void)state;
+    char big[4096];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    big[0] = '"';
+    long st;
+    json_t *j = call("POST", "/echo", big, NULL, &st, NULL);
+    assert_int_equal(st, 413);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+                        "body_too_large");
+    json_decref(j);
+}
+
+static void test_segments_and_query(void **state)
+{
+    (void)state;
+    long st;
+    json_t *j = call("GET", "/seg/unit-7", NULL, NULL, &st, NULL);
+    assert_int_equal(st, 200);
+    assert_string_equal(json_string_value(json_object_get(j, "seg")), "unit-7");
+    json_decref(j);
+    j = call("GET", "/num?n=101", NULL, NULL, &st, NULL);
+    assert_int_equal(st, 400);
+    json_decref(j);
+    j = call("GET", "/num?n=12x", NULL, NULL, &st, NULL);
+    assert_int_equal(st, 400);
+    json_decref(j);
+    j = call("GET", "/num", NULL, NULL, &st, NULL);
+    assert_int_equal(st, 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "n")), 7);
+    json_decref(j);
+    j = call("GET", "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r", NULL, NULL, &st, NULL);
+    assert_int_equal(st, 404);
+    json_decref(j);
+}
+
+static void test_retry_after(void **state)
+{
+    (void)state;
+    long st;
+    lf_http_result r;
+    json_t *j = call("GET", "/busy", NULL, NULL, &st, &r);
+    assert_int_equal(st, 429);
+    assert_int_equal(r.retry_after_ms, 3000);
+    lf_http_result_free(&r);
+    json_decref(j);
+}
+
+static void test_stream(void **state)
+{
+    (void)state;
+    long st;
+    lf_http_result r;
+    json_t *j = call("GET", "/stream", NULL, NULL, &st, &r);
+    assert_null(j);
+    assert_int_equal(st, 200);
+    assert_string_equal(r.body.data, "data: 0\n\ndata: 1\n\ndata: 2\n\n");
+    lf_http_result_free(&r);
+}
+
+static void test_refused(void **state)
+{
+    (void)state;
+    lf_http_opts o = {.timeout_ms = 2000};
+    lf_http_result r;
+    /* Port 1 on loopback: nothing listens there. */
+    int rc = lf_http_call("GET", "http://127.0.0.1:1/ping", NULL, &o, &r);
+    assert_int_equal(rc, LF_EUNAVAILABLE);
+    assert_int_equal(r.status, 0);
+    lf_http_result_free(&r);
+}
+
+static void test_listen_parse(void **state)
+{
+    (void)state;
+    char host[256];
+    int port;
+    assert_int_equal(lf_http_parse_listen("127.0.0.1:8080", host, &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8080);
+    assert_int_equal(lf_http_parse_listen("[::1]:9", host, &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(lf_http_parse_listen("nohost", host, &port), LF_EINVAL);
+    assert_int_equal(lf_http_parse_listen("h:70000", host, &port), LF_EINVAL);
+    assert_int_equal(lf_http_parse_listen("h:-1", host, &port), LF_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_echo),        cmocka_unit_test(test_bad_json),
+        cmocka_unit_test(test_too_big),     cmocka_unit_test(test_segments_and_query),
+        cmocka_unit_test(test_retry_after), cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_refused),     cmocka_unit_test(test_listen_parse),
+    };
+    int rc = cmocka_run_group_tests(tests, setup, teardown);
+    (void)streamed;
+    return rc;
+}

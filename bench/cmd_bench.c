@@ -1,15 +1,44 @@
-/* cmd_bench.c — 'lockerfleet bench' (not built yet: being written). */
+/*
+ * cmd_bench.c — 'lockerfleet bench NAME [options]': runs one benchmark.
+ * The benchmarks are a table; a new one is one line here plus its
+ * function in bench/bench_NAME.c (declared in bench.h).
+ */
+#include "bench.h"
 #include "cli/cli.h"
 
 #include <stdio.h>
 #include <string.h>
 
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} benches[] = {
+    {"store", lf_bench_store,
+     "event store appends (batch 1..1000, group commit), read-all, catch-up vs plain SQLite"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: lockerfleet bench <name> [options]\n\nbenchmarks:\n");
+    for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
+        fprintf(f, "  %-8s %s\n", benches[i].name, benches[i].help);
+    fprintf(f, "\n'lockerfleet bench <name> --help' lists its options.\n");
+}
+
 int lf_cmd_bench(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
-        printf("usage: lockerfleet bench [options]\n(not implemented yet)\n");
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
         return 0;
     }
-    fprintf(stderr, "lockerfleet bench: not implemented yet\n");
-    return 1;
+    for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
+        if (strcmp(argv[1], benches[i].name) == 0) return benches[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "lockerfleet bench: unknown benchmark '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
 }

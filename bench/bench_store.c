@@ -1,0 +1,501 @@
+/*
+ * bench_store.c — 'lockerfleet bench store': the event store against its
+ * peers, in the same run, on the same disk (ratios hold on a noisy
+ * machine; absolute figures do not).
+ *
+ * Every write is durable: the store runs WAL + synchronous=FULL, and so
+ * does the "naive" peer, a plain SQLite INSERT loop on the schema a first
+ * attempt would use (stream TEXT, version INT, data, UNIQUE(stream,
+ * version)). Redis (pipelined XADD, appendfsync everysec: NOT fsynced per
+ * write) is shown beside it when redis-server and hiredis are there.
+ *
+ * Phases (N = --events, S = --streams):
+ *   store append, batches of 100 of one stream, round robin over S: N events
+ *   naive loop, same batches: N; naive loop, batches mixing streams: N/4
+ *   store at batch 1, 10, 1000; naive at batch 1 (= one fsync per append)
+ *   group commit: 8 threads batch 1; 16 threads batch 10 (own streams)
+ *   read-all of the whole store vs a raw scan of the naive table
+ *   subscription catch-up from 0
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+#include "cli/cli.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef LF_BENCH_HIREDIS
+#include <hiredis/hiredis.h>
+#endif
+
+#define DATA_POOL 4096
+#define DATA_LEN 200
+
+static char *g_data[DATA_POOL]; /* ~200-byte JSON objects, reused cyclically */
+
+static double secs_since(int64_t t0_us)
+{
+    return (double)(lf_mono_us() - t0_us) / 1e6;
+}
+
+static void make_data_pool(void)
+{
+    for (int i = 0; i < DATA_POOL; i++) {
+        char *d = lf_xmalloc(DATA_LEN + 1);
+        int n = snprintf(d, DATA_LEN + 1,
+                         "{\"unit\":\"unit-%05d\",\"locker\":%d,\"kind\":\"door_closed\","
+                         "\"seq\":%d,\"battery_mv\":%d,\"temp_c\":21.5,\"pad\":\"",
+                         i % 10000, i % 48, i * 7, 3000 + i % 900);
+        for (; n < DATA_LEN - 2; n++) d[n] = (char)('a' + n % 26);
+        d[n++] = '"';
+        d[n++] = '}';
+        d[n] = '\0';
+        g_data[i] = d;
+    }
+}
+
+static void stream_name(char *buf, size_t len, int64_t i)
+{
+    snprintf(buf, len, "unit-%05lld", (long long)i);
+}
+
+static void report(const char *what, int64_t events, double secs)
+{
+    printf("  %-52s %9lld ev %7.2f s %11.0f ev/s\n", what, (long long)events, secs,
+           secs > 0 ? (double)events / secs : 0.0);
+    fflush(stdout);
+}
+
+static void ratio(const char *what, double a, double b, const char *target)
+{
+    printf("  => %-50s %6.2fx  %s\n", what, b > 0 ? a / b : 0.0, target);
+    fflush(stdout);
+}
+
+/* ---- the store ---------------------------------------------------------- */
+typedef struct {
+    lf_store *s;
+    int64_t *versions; /* per stream, owned by the caller */
+    int64_t nstreams;
+} store_ctx;
+
+/* Appends `events` events in batches of `batch`, each batch one stream's,
+ * streams round robin from *next_stream, exact expected versions.
+ * Returns events/s (0 on failure). */
+static double store_appends(store_ctx *c, int64_t events, int batch, int64_t *next_stream,
+                            const char *label)
+{
+    lf_event_in *e = lf_xcalloc((size_t)batch, sizeof *e);
+    int64_t t0 = lf_mono_us(), done = 0, k = 0;
+    char st[32];
+    while (done < events) {
+        int64_t si = (*next_stream)++ % c->nstreams;
+        stream_name(st, sizeof st, si);
+        for (int i = 0; i < batch; i++)
+            e[i] = (lf_event_in){.type = "DoorClosed", .data = g_data[(k++) % DATA_POOL]};
+        int64_t v = c->versions[si];
+        lf_append_result r;
+        int rc = lf_store_append(c->s, st, v ? v : LF_EXPECT_NO_STREAM, e, (size_t)batch, &r);
+        if (rc) {
+            fprintf(stderr, "bench: append failed: %s %s\n", lf_strerror(rc), lf_err_get());
+            free(e);
+            return 0;
+        }
+        c->versions[si] = r.last_version;
+        done += batch;
+    }
+    double secs = secs_since(t0);
+    free(e);
+    report(label, done, secs);
+    return (double)done / secs;
+}
+
+typedef struct {
+    store_ctx *c;
+    int thread, nthreads, batch;
+    int64_t appends;
+    int failed;
+} gc_arg;
+
+static void *gc_main(void *p)
+{
+    gc_arg *a = p;
+    lf_event_in e[16];
+    char st[32];
+    int64_t k = a->thread;
+    for (int64_t j = 0; j < a->appends; j++) {
+        /* Own streams: thread t uses t, t + T, t + 2T, ... */
+        int64_t si = (a->thread + (j % 64) * a->nthreads) % a->c->nstreams;
+        stream_name(st, sizeof st, si);
+        for (int i = 0; i < a->batch; i++)
+            e[i] = (lf_event_in){.type = "DoorClosed", .data = g_data[(k++) % DATA_POOL]};
+        int64_t v = a->c->versions[si];
+        lf_append_result r;
+        if (lf_store_append(a->c->s, st, v ? v : LF_EXPECT_NO_STREAM, e, (size_t)a->batch, &r)) {
+            a->failed = 1;
+            return NULL;
+        }
+        a->c->versions[si] = r.last_version;
+    }
+    return NULL;
+}
+
+static double store_group_commit(store_ctx *c, int nthreads, int batch, int64_t appends_each,
+                                 const char *label)
+{
+    pthread_t th[64];
+    gc_arg a[64];
+    int64_t t0 = lf_mono_us();
+    for (int i = 0; i < nthreads; i++) {
+        a[i] = (gc_arg){
+            .c = c, .thread = i, .nthreads = nthreads, .batch = batch, .appends = appends_each};
+        pthread_create(&th[i], NULL, gc_main, &a[i]);
+    }
+    int failed = 0;
+    for (int i = 0; i < nthreads; i++) {
+        pthread_join(th[i], NULL);
+        failed |= a[i].failed;
+    }
+    double secs = secs_since(t0);
+    if (failed) {
+        fprintf(stderr, "bench: a group-commit append failed: %s\n", lf_err_get());
+        return 0;
+    }
+    int64_t events = (int64_t)nthreads * appends_each * batch;
+    report(label, events, secs);
+    return (double)events / secs;
+}
+
+static double store_read_all(lf_store *s, int64_t *count)
+{
+    lf_event_list l;
+    lf_event_list_init(&l);
+    int64_t after = 0, n = 0;
+    size_t bytes = 0;
+    int64_t t0 = lf_mono_us();
+    for (;;) {
+        if (lf_store_read_all(s, after, 1000, &l)) {
+            fprintf(stderr, "bench: read_all: %s\n", lf_err_get());
+            break;
+        }
+        if (l.n == 0) break;
+        for (size_t i = 0; i < l.n; i++)
+            bytes += strlen(l.ev[i].data);
+        n += (int64_t)l.n;
+        after = l.ev[l.n - 1].position;
+        lf_event_list_free(&l);
+    }
+    double secs = secs_since(t0);
+    lf_event_list_free(&l);
+    report("store read_all (pages of 1000)", n, secs);
+    *count = n;
+    return bytes ? (double)n / secs : 0;
+}
+
+typedef struct {
+    atomic_llong n;
+} sub_count;
+
+static int count_handler(const lf_event *e, void *ctx)
+{
+    (void)e;
+    atomic_fetch_add(&((sub_count *)ctx)->n, 1);
+    return 0;
+}
+
+static double store_catch_up(lf_store *s)
+{
+    int64_t head = 0;
+    lf_store_head(s, &head);
+    sub_count sc = {0};
+    int64_t t0 = lf_mono_us();
+    lf_subscription *sub = lf_store_subscribe(s, 0, 1000, count_handler, &sc);
+    if (!sub) return 0;
+    while (lf_subscription_position(sub) < head)
+        lf_sleep_ms(1);
+    double secs = secs_since(t0);
+    lf_subscription_stop(sub);
+    report("store subscription catch-up from 0", atomic_load(&sc.n), secs);
+    return (double)atomic_load(&sc.n) / secs;
+}
+
+/* ---- the naive SQLite loop --------------------------------------------- */
+static sqlite3 *naive_open(const char *path)
+{
+    sqlite3 *db;
+    if (sqlite3_open(path, &db) != SQLITE_OK) return NULL;
+    sqlite3_exec(db,
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                 "CREATE TABLE IF NOT EXISTS events(stream TEXT NOT NULL, version INTEGER NOT "
+                 "NULL, data TEXT NOT NULL, UNIQUE(stream, version));",
+                 NULL, NULL, NULL);
+    return db;
+}
+
+/* Inserts `events` rows in transactions of `batch`; one stream per batch
+ * (round robin) or, if mixed, every row a random stream's. */
+static double naive_loop(const char *path, int64_t events, int batch, int64_t nstreams, int mixed,
+                         const char *label)
+{
+    sqlite3 *db = naive_open(path);
+    if (!db) return 0;
+    int64_t *ver = lf_xcalloc((size_t)nstreams, sizeof *ver);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "INSERT INTO events(stream, version, data) VALUES(?,?,?)", -1, &st,
+                       NULL);
+    /* Continue versions where an earlier phase on this file left them. */
+    sqlite3_stmt *q;
+    sqlite3_prepare_v2(db, "SELECT stream, max(version) FROM events GROUP BY stream", -1, &q, NULL);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *nm = (const char *)sqlite3_column_text(q, 0);
+        int64_t si = atoll(nm + 5);
+        if (si >= 0 && si < nstreams) ver[si] = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_finalize(q);
+    char name[32];
+    uint32_t rnd = 12345;
+    int64_t t0 = lf_mono_us(), done = 0, next = 0, k = 0;
+    int ok = 1;
+    while (done < events && ok) {
+        sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+        int64_t si = next++ % nstreams;
+        for (int i = 0; i < batch; i++) {
+            if (mixed) {
+                rnd = rnd * 1664525u + 1013904223u;
+                si = (int64_t)(rnd >> 8) % nstreams;
+            }
+            stream_name(name, sizeof name, si);
+            sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(st, 2, ++ver[si]);
+            sqlite3_bind_text(st, 3, g_data[(k++) % DATA_POOL], -1, SQLITE_STATIC);
+            if (sqlite3_step(st) != SQLITE_DONE) ok = 0;
+            sqlite3_reset(st);
+        }
+        if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) ok = 0;
+        done += batch;
+    }
+    double secs = secs_since(t0);
+    if (!ok) fprintf(stderr, "bench: naive insert failed: %s\n", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(ver);
+    report(label, done, secs);
+    return ok ? (double)done / secs : 0;
+}
+
+static double naive_scan(const char *path)
+{
+    sqlite3 *db;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return 0;
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT rowid, stream, version, data FROM events ORDER BY rowid", -1,
+                       &st, NULL);
+    int64_t n = 0;
+    size_t bytes = 0;
+    int64_t t0 = lf_mono_us();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        bytes += (size_t)sqlite3_column_bytes(st, 1) + (size_t)sqlite3_column_bytes(st, 3);
+        bytes += (size_t)sqlite3_column_int64(st, 2) & 1;
+        n++;
+    }
+    double secs = secs_since(t0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    report("naive raw scan (sqlite3_step, no copies)", n, secs);
+    return bytes ? (double)n / secs : 0;
+}
+
+/* ---- Redis (optional) ---------------------------------------------------- */
+#ifdef LF_BENCH_HIREDIS
+static int free_port(void)
+{
+    return 20000 + (int)lf_random_uniform(30000);
+}
+
+static double redis_xadd(const char *dir, int64_t events, int batch, int64_t nstreams)
+{
+    char rdir[512];
+    snprintf(rdir, sizeof rdir, "%s/redis", dir);
+    mkdir(rdir, 0700);
+    int port = free_port();
+    pid_t pid = fork();
+    if (pid == 0) {
+        char portbuf[16];
+        snprintf(portbuf, sizeof portbuf, "%d", port);
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) dup2(fd, 1);
+        execlp("redis-server", "redis-server", "--port", portbuf, "--bind", "127.0.0.1", "--dir",
+               rdir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+               (char *)NULL);
+        _exit(127);
+    }
+    redisContext *rc = NULL;
+    for (int i = 0; i < 100 && !rc; i++) {
+        lf_sleep_ms(50);
+        redisContext *t = redisConnect("127.0.0.1", port);
+        if (t && !t->err)
+            rc = t;
+        else if (t)
+            redisFree(t);
+    }
+    double rate = 0;
+    if (!rc) {
+        fprintf(stderr, "bench: redis-server did not answer on port %d; skipped\n", port);
+        goto out;
+    }
+    char st[32];
+    int64_t t0 = lf_mono_us(), done = 0, k = 0, next = 0;
+    while (done < events) {
+        stream_name(st, sizeof st, next++ % nstreams);
+        for (int i = 0; i < batch; i++)
+            redisAppendCommand(rc, "XADD %s * type DoorClosed data %s", st,
+                               g_data[(k++) % DATA_POOL]);
+        for (int i = 0; i < batch; i++) {
+            void *reply = NULL;
+            if (redisGetReply(rc, &reply) != REDIS_OK) {
+                fprintf(stderr, "bench: redis: %s\n", rc->errstr);
+                goto out;
+            }
+            freeReplyObject(reply);
+        }
+        done += batch;
+    }
+    {
+        double secs = secs_since(t0);
+        report("redis XADD pipelined x100 (AOF everysec, no fsync/op)", done, secs);
+        rate = (double)done / secs;
+    }
+out:
+    if (rc) redisFree(rc);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    return rate;
+}
+#endif
+
+/* ---- the benchmark -------------------------------------------------------- */
+static int rm_tree(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+int lf_bench_store(int argc, char **argv)
+{
+    int64_t events = 2000000, nstreams = 10000;
+    const char *dir_opt = NULL;
+    bool keep = false, no_redis = false;
+    const lf_opt opts[] = {
+        {"events", LF_OPT_INT, &events, "events in the main batch-100 phase (default 2000000)"},
+        {"streams", LF_OPT_INT, &nstreams, "streams the events spread over (default 10000)"},
+        {"dir", LF_OPT_STR, &dir_opt, "directory for the files (default: a temp dir under /tmp)"},
+        {"keep", LF_OPT_FLAG, &keep, "keep the files afterwards"},
+        {"no-redis", LF_OPT_FLAG, &no_redis, "skip the Redis comparison"},
+        {NULL, 0, NULL, NULL},
+    };
+    int rc = lf_opts_parse("lockerfleet bench store [--events N] [--streams N] [--dir D]", opts,
+                           argc, argv, NULL, 0, NULL);
+    if (rc) return rc == 1 ? 0 : 2;
+    if (events < 10000 || nstreams < 100 || nstreams > 10000000) {
+        fprintf(stderr, "lockerfleet bench store: want --events >= 10000, --streams >= 100\n");
+        return 2;
+    }
+    char dir[512];
+    if (dir_opt) {
+        snprintf(dir, sizeof dir, "%s/lfbench.XXXXXX", dir_opt);
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/lfbench.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    }
+    if (!mkdtemp(dir)) {
+        perror("lockerfleet bench store: mkdtemp");
+        return 1;
+    }
+    make_data_pool();
+    char url[600], naive1[600], naive2[600], naive3[600];
+    snprintf(url, sizeof url, "sqlite:%s/store.db", dir);
+    snprintf(naive1, sizeof naive1, "%s/naive-one-stream.db", dir);
+    snprintf(naive2, sizeof naive2, "%s/naive-mixed.db", dir);
+    snprintf(naive3, sizeof naive3, "%s/naive-batch1.db", dir);
+    printf("lockerfleet bench store: %lld events of %d bytes over %lld streams, in %s\n"
+           "  sqlite %s, %ld cpus; every append durable (WAL, synchronous=FULL)\n",
+           (long long)events, DATA_LEN, (long long)nstreams, dir, sqlite3_libversion(),
+           sysconf(_SC_NPROCESSORS_ONLN));
+
+    lf_store *s = NULL;
+    char err[512];
+    if ((rc = lf_store_open(url, &s, err, sizeof err))) {
+        fprintf(stderr, "lockerfleet bench store: %s\n", err);
+        return 1;
+    }
+    store_ctx c = {
+        .s = s, .versions = lf_xcalloc((size_t)nstreams, sizeof(int64_t)), .nstreams = nstreams};
+    int64_t next = 0;
+    int failed = 0;
+
+    printf("\nappends (durable):\n");
+    double st100 = store_appends(&c, events, 100, &next, "store, batch 100, one stream per batch");
+    double nv100 = naive_loop(naive1, events, 100, nstreams, 0,
+                              "naive sqlite, batch 100, one stream per batch");
+    double nvmix =
+        naive_loop(naive2, events / 4, 100, nstreams, 1, "naive sqlite, batch 100, mixed streams");
+    double st1000 = store_appends(&c, events / 4, 1000, &next, "store, batch 1000");
+    double st10 = store_appends(&c, events / 20, 10, &next, "store, batch 10");
+    double st1 = store_appends(&c, 2000, 1, &next, "store, batch 1, one thread");
+    double nv1 = naive_loop(naive3, 2000, 1, nstreams, 0, "naive sqlite, batch 1 (1 fsync/append)");
+    double gc1 = store_group_commit(&c, 8, 1, 1000, "store, batch 1, 8 threads (group commit)");
+    double gc10 = store_group_commit(&c, 16, 10, events / 160 / 10,
+                                     "store, batch 10, 16 threads, own streams (group)");
+    failed |= !st100 || !nv100 || !nvmix || !st1000 || !st10 || !st1 || !nv1 || !gc1 || !gc10;
+    double redis = 0;
+#ifdef LF_BENCH_HIREDIS
+    if (!no_redis && system("command -v redis-server >/dev/null 2>&1") == 0)
+        redis = redis_xadd(dir, events / 2, 100, nstreams);
+    else if (!no_redis)
+        printf("  (redis-server not on PATH: Redis skipped)\n");
+#else
+    if (!no_redis) printf("  (built without hiredis: Redis skipped)\n");
+#endif
+
+    printf("\nreads:\n");
+    int64_t nread = 0;
+    double ra = store_read_all(s, &nread);
+    double scan = naive_scan(naive1);
+    double cu = store_catch_up(s);
+    lf_store_close(s);
+    int64_t t0 = lf_mono_us();
+    if (lf_store_open(url, &s, err, sizeof err) == 0) {
+        printf("  reopen of the %lld-event store: %.0f ms\n", (long long)nread,
+               secs_since(t0) * 1000);
+        lf_store_close(s);
+    }
+
+    printf("\nratios (same run):\n");
+    ratio("store batch 100 / naive batch 100 (one stream)", st100, nv100, "(target >= 2)");
+    ratio("store batch 100 / naive batch 100 (mixed streams)", st100, nvmix, "");
+    ratio("store 16 threads batch 10 / naive mixed batch 100", gc10, nvmix, "");
+    ratio("store 8 threads batch 1 / naive batch 1 (1 fsync)", gc1, nv1, "(target >= 5)");
+    ratio("store 8 threads batch 1 / store 1 thread batch 1", gc1, st1, "");
+    ratio("store read_all / naive raw scan", ra, scan, "(target >= 0.8)");
+    ratio("store catch-up / naive raw scan", cu, scan, "");
+    if (redis > 0) ratio("store batch 100 / redis XADD pipelined", st100, redis, "");
+
+    free(c.versions);
+    for (int i = 0; i < DATA_POOL; i++)
+        free(g_data[i]);
+    if (!keep)
+        rm_tree(dir);
+    else
+        printf("\nfiles kept in %s\n", dir);
+    return failed ? 1 : 0;
+}

@@ -14,5 +14,15 @@ cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/lsan.supp:print_suppressions=0}
-cd build-asan
-ctest --output-on-failure -j"$jobs" --timeout 900 "$@"
+(cd build-asan && ctest --output-on-failure -j"$jobs" --timeout 900 "$@")
+
+# Fuzzing (clang + libFuzzer): replay every corpus, then a bounded run per
+# target (LF_FUZZ_SECONDS, default 60). Skipped when ctest arguments were
+# given (a focused run), or with LF_SKIP_FUZZ=1.
+if [[ $# -eq 0 && "${LF_SKIP_FUZZ:-0}" != 1 ]]; then
+  cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+    -DLF_SANITIZE=ON -DLF_FUZZ=ON -DLF_WERROR=OFF \
+    -DLF_FUZZ_SECONDS="${LF_FUZZ_SECONDS:-60}" >/dev/null
+  cmake --build build-fuzz -j"$jobs" --target $(cd fuzz && ls fuzz_*.c | sed 's/\.c$//')
+  (cd build-fuzz && ctest --output-on-failure -j"$jobs" -L fuzz)
+fi

@@ -323,7 +323,7 @@ static int free_port(void)
 
 static double redis_xadd(const char *dir, int64_t events, int batch, int64_t nstreams)
 {
-    char rdir[512];
+    char rdir[600];
     snprintf(rdir, sizeof rdir, "%s/redis", dir);
     mkdir(rdir, 0700);
     int port = free_port();

@@ -40,7 +40,10 @@ int lf_store_open(const char *url, lf_store **out, char *err, size_t errlen)
     if (!url) return LF_EINVAL;
     const lf_store_ops *ops = backend_for(url);
     if (!ops) {
-        if (err) snprintf(err, errlen, "unknown store URL '%s' (want sqlite:PATH, postgres://, nats://, redis://)", url);
+        if (err)
+            snprintf(err, errlen,
+                     "unknown store URL '%s' (want sqlite:PATH, postgres://, nats://, redis://)",
+                     url);
         return LF_EINVAL;
     }
     void *impl = NULL;
@@ -84,8 +87,248 @@ static bool valid_utf8_text(const char *p)
     return true;
 }
 
+/* ---- fast JSON object check ----------------------------------------------
+ * Validating every event's data with jansson (a full parse into a tree)
+ * cost more than the SQLite insert itself. json_fast_object() is a
+ * non-allocating, strict RFC 8259 scanner that answers only "certainly a
+ * valid object, exactly as jansson (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
+ * would accept it". Anything else — invalid input and the rare cases it
+ * does not decide (exponents, very long numbers, escaped keys, deep or wide
+ * objects, \u0000 in keys) — falls through to jansson, which then gives the
+ * verdict and the error message. So jansson stays the single judge of what
+ * is rejected; tests/unit/test_store_validate.c checks the two agree. */
+typedef struct {
+    const unsigned char *p;
+    int depth;
+    int nkeys; /* keys of the open objects, for the duplicate check */
+    struct {
+        const unsigned char *k;
+        size_t len;
+    } keys[64];
+} jscan;
+
+#define JS_UNSURE 0
+#define JS_OK 1
+
+static void js_ws(jscan *j)
+{
+    while (*j->p == ' ' || *j->p == '\n' || *j->p == '\t' || *j->p == '\r')
+        j->p++;
+}
+
+static int js_hex4(const unsigned char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = p[i], d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return 0;
+        v = v << 4 | d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* A string at j->p ('"'); key: no escapes allowed (JS_UNSURE). */
+static int js_string(jscan *j, int key)
+{
+    const unsigned char *p = j->p + 1;
+    for (;;) {
+        unsigned c = *p;
+        if (c == '"') break;
+        if (c < 0x20) return JS_UNSURE;
+        if (c == '\\') {
+            if (key) return JS_UNSURE;
+            c = p[1];
+            if (c == 'u') {
+                unsigned u;
+                if (!js_hex4(p + 2, &u)) return JS_UNSURE;
+                p += 6;
+                if (u >= 0xdc00 && u <= 0xdfff) return JS_UNSURE;
+                if (u >= 0xd800 && u <= 0xdbff) {
+                    unsigned lo;
+                    if (p[0] != '\\' || p[1] != 'u' || !js_hex4(p + 2, &lo) || lo < 0xdc00 ||
+                        lo > 0xdfff)
+                        return JS_UNSURE;
+                    p += 6;
+                }
+                continue;
+            }
+            if (c != '"' && c != '\\' && c != '/' && c != 'b' && c != 'f' && c != 'n' && c != 'r' &&
+                c != 't')
+                return JS_UNSURE;
+            p += 2;
+            continue;
+        }
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        /* UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
+        unsigned cp;
+        int n;
+        if (c >= 0xc2 && c <= 0xdf)
+            n = 1, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            n = 2, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            n = 3, cp = c & 0x07;
+        else
+            return JS_UNSURE;
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80) return JS_UNSURE;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return JS_UNSURE;
+        p += n + 1;
+    }
+    j->p = p + 1;
+    return JS_OK;
+}
+
+static int js_number(jscan *j)
+{
+    const unsigned char *p = j->p;
+    if (*p == '-') p++;
+    const unsigned char *d0 = p;
+    if (*p == '0')
+        p++;
+    else if (*p >= '1' && *p <= '9')
+        while (*p >= '0' && *p <= '9')
+            p++;
+    else
+        return JS_UNSURE;
+    /* jansson rejects integers past int64 and reals past double. */
+    if (p - d0 > 18) return JS_UNSURE;
+    if (*p == '.') {
+        p++;
+        if (!(*p >= '0' && *p <= '9')) return JS_UNSURE;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') return JS_UNSURE;
+    j->p = p;
+    return JS_OK;
+}
+
+static int js_value(jscan *j);
+
+static int js_object(jscan *j)
+{
+    if (++j->depth > 32) return JS_UNSURE;
+    int first_key = j->nkeys;
+    j->p++;
+    js_ws(j);
+    if (*j->p == '}') {
+        j->p++;
+        j->depth--;
+        return JS_OK;
+    }
+    for (;;) {
+        if (*j->p != '"') return JS_UNSURE;
+        const unsigned char *k = j->p + 1;
+        if (js_string(j, 1) != JS_OK) return JS_UNSURE;
+        size_t len = (size_t)(j->p - 1 - k);
+        for (int i = first_key; i < j->nkeys; i++)
+            if (j->keys[i].len == len && memcmp(j->keys[i].k, k, len) == 0) return JS_UNSURE;
+        if (j->nkeys == (int)(sizeof j->keys / sizeof j->keys[0])) return JS_UNSURE;
+        j->keys[j->nkeys].k = k;
+        j->keys[j->nkeys].len = len;
+        j->nkeys++;
+        js_ws(j);
+        if (*j->p != ':') return JS_UNSURE;
+        j->p++;
+        js_ws(j);
+        if (js_value(j) != JS_OK) return JS_UNSURE;
+        js_ws(j);
+        if (*j->p == ',') {
+            j->p++;
+            js_ws(j);
+            continue;
+        }
+        if (*j->p != '}') return JS_UNSURE;
+        j->p++;
+        j->nkeys = first_key;
+        j->depth--;
+        return JS_OK;
+    }
+}
+
+static int js_array(jscan *j)
+{
+    if (++j->depth > 32) return JS_UNSURE;
+    j->p++;
+    js_ws(j);
+    if (*j->p == ']') {
+        j->p++;
+        j->depth--;
+        return JS_OK;
+    }
+    for (;;) {
+        if (js_value(j) != JS_OK) return JS_UNSURE;
+        js_ws(j);
+        if (*j->p == ',') {
+            j->p++;
+            js_ws(j);
+            continue;
+        }
+        if (*j->p != ']') return JS_UNSURE;
+        j->p++;
+        j->depth--;
+        return JS_OK;
+    }
+}
+
+static int js_value(jscan *j)
+{
+    switch (*j->p) {
+    case '{':
+        return js_object(j);
+    case '[':
+        return js_array(j);
+    case '"':
+        return js_string(j, 0);
+    case 't':
+        if (strncmp((const char *)j->p, "true", 4) != 0) return JS_UNSURE;
+        j->p += 4;
+        return JS_OK;
+    case 'f':
+        if (strncmp((const char *)j->p, "false", 5) != 0) return JS_UNSURE;
+        j->p += 5;
+        return JS_OK;
+    case 'n':
+        if (strncmp((const char *)j->p, "null", 4) != 0) return JS_UNSURE;
+        j->p += 4;
+        return JS_OK;
+    default:
+        return js_number(j);
+    }
+}
+
+/* 1 if txt is certainly a JSON object jansson accepts; 0 if unsure. */
+static int json_fast_object(const char *txt)
+{
+    jscan j;
+    j.p = (const unsigned char *)txt;
+    j.depth = 0;
+    j.nkeys = 0;
+    js_ws(&j);
+    if (*j.p != '{' || js_object(&j) != JS_OK) return 0;
+    js_ws(&j);
+    return *j.p == '\0';
+}
+
 static int check_json_object(const char *txt, const char *what, size_t i)
 {
+    if (json_fast_object(txt)) return 0;
     json_error_t je;
     json_t *j = json_loads(txt, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!j) {
@@ -101,6 +344,42 @@ static int check_json_object(const char *txt, const char *what, size_t i)
     return 0;
 }
 
+/* For tests: the fast scanner's verdict alone (1 = certainly valid). */
+int lf_store_json_fast_object(const char *txt);
+int lf_store_json_fast_object(const char *txt)
+{
+    return json_fast_object(txt);
+}
+
+typedef struct {
+    uint64_t hi, lo;
+    size_t idx;
+} id_key;
+
+/* A UUID already checked by lf_uuid_valid, as two 64-bit halves. */
+static void id_parse(const char *u, id_key *k)
+{
+    uint64_t v[2] = {0, 0};
+    int h = 0, nib = 0;
+    for (const char *p = u; *p; p++) {
+        char c = *p;
+        if (c == '-') continue;
+        unsigned d = c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
+        v[h] = v[h] << 4 | d;
+        if (++nib == 16) h = 1;
+    }
+    k->hi = v[0];
+    k->lo = v[1];
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    const id_key *x = a, *y = b;
+    if (x->hi != y->hi) return x->hi < y->hi ? -1 : 1;
+    if (x->lo != y->lo) return x->lo < y->lo ? -1 : 1;
+    return 0;
+}
+
 int lf_store_validate(const char *stream, int64_t expected, const lf_event_in *evs, size_t n)
 {
     if (!stream || !*stream) {
@@ -108,7 +387,8 @@ int lf_store_validate(const char *stream, int64_t expected, const lf_event_in *e
         return LF_EINVAL;
     }
     if (strlen(stream) > LF_STREAM_MAX || !valid_utf8_text(stream)) {
-        lf_err_set("stream name is longer than %d bytes or has control/invalid bytes", LF_STREAM_MAX);
+        lf_err_set("stream name is longer than %d bytes or has control/invalid bytes",
+                   LF_STREAM_MAX);
         return LF_EINVAL;
     }
     if (expected == 0 || expected < LF_EXPECT_NO_STREAM) {
@@ -146,13 +426,31 @@ int lf_store_validate(const char *stream, int64_t expected, const lf_event_in *e
             return LF_EINVAL;
         }
     }
-    /* Duplicate ids inside one batch would make idempotency ambiguous. */
-    for (size_t i = 1; i < n && n <= 1000; i++)
-        for (size_t j = 0; j < i; j++)
-            if (evs[i].id && evs[j].id && *evs[i].id && strcasecmp(evs[i].id, evs[j].id) == 0) {
-                lf_err_set("event %zu: id repeats event %zu of the same batch", i, j);
-                return LF_EINVAL;
+    /* Duplicate ids inside one batch would make idempotency ambiguous:
+     * sort the given ids (as 128-bit values) and compare neighbours. */
+    size_t nid = 0;
+    for (size_t i = 0; i < n; i++)
+        nid += evs[i].id && *evs[i].id;
+    if (nid > 1) {
+        id_key *k = lf_xmalloc(nid * sizeof *k);
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (evs[i].id && *evs[i].id) {
+                id_parse(evs[i].id, &k[m]);
+                k[m++].idx = i;
             }
+        qsort(k, m, sizeof *k, id_cmp);
+        int rc = 0;
+        for (size_t i = 1; i < m && !rc; i++)
+            if (k[i].hi == k[i - 1].hi && k[i].lo == k[i - 1].lo) {
+                size_t a = k[i].idx < k[i - 1].idx ? k[i - 1].idx : k[i].idx;
+                size_t b = k[i].idx < k[i - 1].idx ? k[i].idx : k[i - 1].idx;
+                lf_err_set("event %zu: id repeats event %zu of the same batch", a, b);
+                rc = LF_EINVAL;
+            }
+        free(k);
+        return rc;
+    }
     return 0;
 }
 
@@ -260,8 +558,8 @@ static void *sub_main(void *arg)
     return NULL;
 }
 
-lf_subscription *lf_store_subscribe(lf_store *s, int64_t after, size_t batch,
-                                    lf_store_handler h, void *ctx)
+lf_subscription *lf_store_subscribe(lf_store *s, int64_t after, size_t batch, lf_store_handler h,
+                                    void *ctx)
 {
     if (!s || !h || after < 0) return NULL;
     lf_subscription *sub = lf_xcalloc(1, sizeof *sub);

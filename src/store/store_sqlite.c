@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #define APP_ID 0x4c464c54 /* "LFLT" */
 #define FORMAT_VERSION 1
@@ -54,15 +55,40 @@ typedef struct append_req {
 typedef struct {
     sqlite3 *db;
     int busy;
+    /* Prepared once per connection (NULL until first use). */
+    sqlite3_stmt *st_all, *st_stream, *st_sid, *st_name, *st_head, *st_ver;
 } reader;
+
+/* The writer's cache of streams: name -> (sid, version). Only the group
+ * commit leader touches it (one at a time); it is updated after a batch's
+ * inserts succeeded and dropped whole when a commit fails or another
+ * connection wrote to the file (PRAGMA data_version moved). */
+typedef struct {
+    char *name; /* owned; NULL = empty slot */
+    uint64_t hash;
+    int64_t sid, version;
+} stream_slot;
+
+typedef struct {
+    stream_slot *v;
+    size_t n, cap; /* cap is a power of two */
+} stream_cache;
+
+/* The readers' cache sid -> name (a sid's name never changes, so entries
+ * never go stale). Names live until close, so a pointer from it stays
+ * valid without the lock. */
+typedef struct {
+    int64_t sid; /* 0 = empty */
+    char *name;
+} name_slot;
 
 typedef struct {
     char *path;
     sqlite3 *wdb;
     sqlite3_stmt *st_stream_get, *st_stream_ins, *st_stream_upd, *st_ev_ins, *st_id_get;
     pthread_mutex_t qlock;
-    pthread_cond_t qcond;  /* appenders waiting for their batch */
-    pthread_cond_t hcond;  /* waiters for a new head */
+    pthread_cond_t qcond; /* appenders waiting for their batch */
+    pthread_cond_t hcond; /* waiters for a new head */
     append_req *qhead, *qtail;
     int leader;
     int closing;
@@ -70,6 +96,12 @@ typedef struct {
     pthread_mutex_t rlock;
     pthread_cond_t rcond;
     reader readers[READERS];
+    stream_cache streams;
+    sqlite3_stmt *st_sp, *st_sp_release, *st_sp_rollback, *st_data_version;
+    int64_t data_version;
+    pthread_mutex_t nlock;
+    name_slot *names;
+    size_t nnames, capnames;
 } sq_store;
 
 static int sq_err(sqlite3 *db, const char *what)
@@ -138,6 +170,94 @@ static void blob_to_uuid(const unsigned char *b, int n, char out[LF_UUID_LEN])
     out[j] = '\0';
 }
 
+/* A canonical UUID (checked by lf_store_validate) into 16 bytes. */
+static void uuid_parse16(const char *u, unsigned char out[16])
+{
+    int j = 0;
+    for (const char *p = u; *p && j < 32; p++) {
+        char c = *p;
+        if (c == '-') continue;
+        unsigned d = c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
+        if (j & 1)
+            out[j >> 1] = (unsigned char)(out[j >> 1] | d);
+        else
+            out[j >> 1] = (unsigned char)(d << 4);
+        j++;
+    }
+}
+
+/* Ids for a batch: the given ones parsed, the missing ones made as UUID v7
+ * (time-ordered, so the id index grows at its right edge) from one call
+ * to the random source for the whole batch. */
+static void batch_ids(const lf_event_in *evs, size_t n, unsigned char (*ids)[16])
+{
+    size_t missing = 0;
+    for (size_t i = 0; i < n; i++)
+        missing += !(evs[i].id && *evs[i].id);
+    unsigned char *rnd = NULL;
+    if (missing) {
+        rnd = lf_xmalloc(missing * 10);
+        randombytes_buf(rnd, missing * 10);
+    }
+    uint64_t ms = (uint64_t)lf_now_ms();
+    size_t r = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *b = ids[i];
+        if (evs[i].id && *evs[i].id) {
+            uuid_parse16(evs[i].id, b);
+            continue;
+        }
+        for (int k = 0; k < 6; k++)
+            b[k] = (unsigned char)(ms >> (40 - 8 * k));
+        memcpy(b + 6, rnd + 10 * r++, 10);
+        b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
+        b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    }
+    free(rnd);
+}
+
+/* ---- the writer's stream cache ---------------------------------------- */
+static stream_slot *scache_find(stream_cache *c, const char *name, uint64_t h)
+{
+    if (!c->cap) return NULL;
+    for (size_t i = h & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+        stream_slot *sl = &c->v[i];
+        if (!sl->name) return NULL;
+        if (sl->hash == h && strcmp(sl->name, name) == 0) return sl;
+    }
+}
+
+static void scache_put(stream_cache *c, const char *name, uint64_t h, int64_t sid, int64_t ver)
+{
+    if ((c->n + 1) * 2 > c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 1024;
+        stream_slot *nv = lf_xcalloc(nc, sizeof *nv);
+        for (size_t i = 0; i < c->cap; i++)
+            if (c->v[i].name) {
+                size_t j = c->v[i].hash & (nc - 1);
+                while (nv[j].name)
+                    j = (j + 1) & (nc - 1);
+                nv[j] = c->v[i];
+            }
+        free(c->v);
+        c->v = nv;
+        c->cap = nc;
+    }
+    size_t i = h & (c->cap - 1);
+    while (c->v[i].name)
+        i = (i + 1) & (c->cap - 1);
+    c->v[i] = (stream_slot){.name = lf_strdup(name), .hash = h, .sid = sid, .version = ver};
+    c->n++;
+}
+
+static void scache_clear(stream_cache *c)
+{
+    for (size_t i = 0; i < c->cap; i++)
+        free(c->v[i].name);
+    free(c->v);
+    memset(c, 0, sizeof *c);
+}
+
 static int open_conn(const char *path, int readonly, sqlite3 **out)
 {
     int flags = readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
@@ -179,7 +299,8 @@ static int check_or_init(sq_store *s, char *err, size_t errlen)
         return LF_ECORRUPT;
     }
     if (nobj > 0 && app != APP_ID) {
-        snprintf(err, errlen, "%s is an SQLite database but not a lockerfleet event store", s->path);
+        snprintf(err, errlen, "%s is an SQLite database but not a lockerfleet event store",
+                 s->path);
         return LF_ECORRUPT;
     }
     if (nobj > 0) {
@@ -193,8 +314,8 @@ static int check_or_init(sq_store *s, char *err, size_t errlen)
         sqlite3_stmt *st = NULL;
         int qc = sqlite3_prepare_v2(s->wdb, "PRAGMA quick_check(1)", -1, &st, NULL);
         if (qc == SQLITE_OK) qc = sqlite3_step(st);
-        const char *what = qc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0)
-                                            : sqlite3_errmsg(s->wdb);
+        const char *what =
+            qc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : sqlite3_errmsg(s->wdb);
         if (qc != SQLITE_ROW || !what || strcmp(what, "ok") != 0) {
             snprintf(err, errlen, "%s is damaged (integrity check failed: %s)", s->path,
                      what ? what : "?");
@@ -211,7 +332,7 @@ static int check_or_init(sq_store *s, char *err, size_t errlen)
         return rc;
     }
     exec(s->wdb, "PRAGMA cache_size=-65536");
-    exec(s->wdb, "PRAGMA wal_autocheckpoint=10000");
+    exec(s->wdb, "PRAGMA wal_autocheckpoint=1000");
     if (nobj == 0) {
         char sql[128];
         snprintf(sql, sizeof sql, "PRAGMA application_id=%d; PRAGMA user_version=%d;", APP_ID,
@@ -238,6 +359,10 @@ static int prepare_all(sq_store *s)
                         " VALUES(?,?,?,?,?,?,?)"},
         {&s->st_id_get, "SELECT e.position, e.version, s.name FROM events e JOIN streams s"
                         " ON s.sid=e.sid WHERE e.id=?"},
+        {&s->st_sp, "SAVEPOINT b"},
+        {&s->st_sp_release, "RELEASE b"},
+        {&s->st_sp_rollback, "ROLLBACK TO b"},
+        {&s->st_data_version, "PRAGMA data_version"},
     };
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
         if (sqlite3_prepare_v3(s->wdb, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].st,
@@ -263,6 +388,8 @@ static int sq_open(const char *url, void **impl, char *err, size_t errlen)
     pthread_cond_init(&s->hcond, NULL);
     pthread_mutex_init(&s->rlock, NULL);
     pthread_cond_init(&s->rcond, NULL);
+    pthread_mutex_init(&s->nlock, NULL);
+    s->data_version = -1;
     int rc = open_conn(path, 0, &s->wdb);
     if (rc) {
         snprintf(err, errlen, "cannot open %s: %s", path, lf_err_get());
@@ -292,14 +419,28 @@ static void sq_close(void *impl)
     if (!s) return;
     pthread_mutex_lock(&s->qlock);
     s->closing = 1;
-    while (s->leader) pthread_cond_wait(&s->qcond, &s->qlock);
+    while (s->leader)
+        pthread_cond_wait(&s->qcond, &s->qlock);
     pthread_cond_broadcast(&s->hcond);
     pthread_mutex_unlock(&s->qlock);
-    sqlite3_stmt *sts[] = {s->st_stream_get, s->st_stream_ins, s->st_stream_upd, s->st_ev_ins,
-                           s->st_id_get};
-    for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++) sqlite3_finalize(sts[i]);
-    for (int i = 0; i < READERS; i++)
-        if (s->readers[i].db) sqlite3_close(s->readers[i].db);
+    sqlite3_stmt *sts[] = {s->st_stream_get, s->st_stream_ins,  s->st_stream_upd,
+                           s->st_ev_ins,     s->st_id_get,      s->st_sp,
+                           s->st_sp_release, s->st_sp_rollback, s->st_data_version};
+    for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++)
+        sqlite3_finalize(sts[i]);
+    for (int i = 0; i < READERS; i++) {
+        reader *r = &s->readers[i];
+        sqlite3_stmt *rs[] = {r->st_all,  r->st_stream, r->st_sid,
+                              r->st_name, r->st_head,   r->st_ver};
+        for (size_t k = 0; k < sizeof rs / sizeof rs[0]; k++)
+            sqlite3_finalize(rs[k]);
+        if (r->db) sqlite3_close(r->db);
+    }
+    scache_clear(&s->streams);
+    for (size_t i = 0; i < s->capnames; i++)
+        free(s->names[i].name);
+    free(s->names);
+    pthread_mutex_destroy(&s->nlock);
     if (s->wdb) sqlite3_close(s->wdb);
     pthread_mutex_destroy(&s->qlock);
     pthread_cond_destroy(&s->qcond);
@@ -361,90 +502,96 @@ static int check_duplicate(sq_store *s, append_req *r)
     return 1;
 }
 
+static int step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : rc;
+}
+
 /* One batch inside the open transaction. */
 static int apply_one(sq_store *s, append_req *r)
 {
     int rc = check_duplicate(s, r);
     if (rc < 0) return rc;
     if (rc == 1) return 0;
-    sqlite3_stmt *st = s->st_stream_get;
-    sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, r->stream, -1, SQLITE_STATIC);
+    uint64_t h = XXH3_64bits(r->stream, strlen(r->stream));
+    stream_slot *sl = scache_find(&s->streams, r->stream, h);
     int64_t sid = 0, ver = 0;
     int exists = 0;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        sid = sqlite3_column_int64(st, 0);
-        ver = sqlite3_column_int64(st, 1);
+    if (sl) {
+        sid = sl->sid;
+        ver = sl->version;
         exists = 1;
-    } else if (rc != SQLITE_DONE) {
+    } else {
+        sqlite3_stmt *st = s->st_stream_get;
+        sqlite3_bind_text(st, 1, r->stream, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            sid = sqlite3_column_int64(st, 0);
+            ver = sqlite3_column_int64(st, 1);
+            exists = 1;
+        } else if (rc != SQLITE_DONE) {
+            sqlite3_reset(st);
+            return sq_err(s->wdb, "stream lookup");
+        }
         sqlite3_reset(st);
-        return sq_err(s->wdb, "stream lookup");
     }
-    sqlite3_reset(st);
     if (r->expected == LF_EXPECT_NO_STREAM && exists && ver > 0) {
         snprintf(r->err, sizeof r->err, "stream '%s' exists (version %lld), expected none",
                  r->stream, (long long)ver);
         return LF_ECONFLICT;
     }
     if (r->expected >= 1 && r->expected != ver) {
-        snprintf(r->err, sizeof r->err, "stream '%s' is at version %lld, expected %lld",
-                 r->stream, (long long)ver, (long long)r->expected);
+        snprintf(r->err, sizeof r->err, "stream '%s' is at version %lld, expected %lld", r->stream,
+                 (long long)ver, (long long)r->expected);
         return LF_ECONFLICT;
     }
     if (!exists) {
-        st = s->st_stream_ins;
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, r->stream, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            sqlite3_reset(st);
-            return sq_err(s->wdb, "stream insert");
-        }
-        sqlite3_reset(st);
+        sqlite3_bind_text(s->st_stream_ins, 1, r->stream, -1, SQLITE_STATIC);
+        if (step_done(s->st_stream_ins)) return sq_err(s->wdb, "stream insert");
         sid = sqlite3_last_insert_rowid(s->wdb);
     }
+    unsigned char(*ids)[16] = lf_xmalloc(r->n * 16);
+    batch_ids(r->evs, r->n, ids);
     int64_t now = lf_now_ms();
-    st = s->st_ev_ins;
+    sqlite3_stmt *st = s->st_ev_ins;
+    rc = 0;
     for (size_t i = 0; i < r->n; i++) {
         const lf_event_in *e = &r->evs[i];
-        unsigned char b[16];
-        if (e->id && *e->id) {
-            uuid_to_blob(e->id, b);
-        } else {
-            char u[LF_UUID_LEN];
-            lf_uuid_v7(u);
-            uuid_to_blob(u, b);
-        }
-        sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, sid);
         sqlite3_bind_int64(st, 2, ver + (int64_t)i + 1);
-        sqlite3_bind_blob(st, 3, b, 16, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(st, 3, ids[i], 16, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, e->type, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 5, e->time_ms ? e->time_ms : now);
         sqlite3_bind_text(st, 6, e->data, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 7, e->meta ? e->meta : "{}", -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
+        int sr = sqlite3_step(st);
         sqlite3_reset(st);
-        if (rc != SQLITE_DONE) {
+        if (sr != SQLITE_DONE) {
             if (sqlite3_errcode(s->wdb) == SQLITE_CONSTRAINT) {
                 snprintf(r->err, sizeof r->err, "event %zu: id already stored", i);
-                return LF_EEXIST;
+                rc = LF_EEXIST;
+            } else {
+                rc = sq_err(s->wdb, "event insert");
             }
-            return sq_err(s->wdb, "event insert");
+            break;
         }
-        int64_t pos = sqlite3_last_insert_rowid(s->wdb);
-        if (i == 0) r->res->first_position = pos;
-        r->res->last_position = pos;
+        if (i == 0) r->res->first_position = sqlite3_last_insert_rowid(s->wdb);
     }
-    st = s->st_stream_upd;
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, ver + (int64_t)r->n);
-    sqlite3_bind_int64(st, 2, sid);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return sq_err(s->wdb, "stream update");
+    free(ids);
+    if (rc) return rc;
+    r->res->last_position = sqlite3_last_insert_rowid(s->wdb);
+    sqlite3_bind_int64(s->st_stream_upd, 1, ver + (int64_t)r->n);
+    sqlite3_bind_int64(s->st_stream_upd, 2, sid);
+    if (step_done(s->st_stream_upd)) return sq_err(s->wdb, "stream update");
     r->res->last_version = ver + (int64_t)r->n;
     r->res->duplicate = 0;
+    /* Nothing of this batch can fail any more: the cache may follow. */
+    if (sl)
+        sl->version = r->res->last_version;
+    else
+        scache_put(&s->streams, r->stream, h, sid, r->res->last_version);
     return 0;
 }
 
@@ -459,24 +606,35 @@ static void commit_group(sq_store *s, append_req *group)
         }
         return;
     }
+    /* Another connection (an operator tool) wrote since our last commit:
+     * the stream cache may be stale. */
+    if (sqlite3_step(s->st_data_version) == SQLITE_ROW) {
+        int64_t dv = sqlite3_column_int64(s->st_data_version, 0);
+        if (dv != s->data_version) scache_clear(&s->streams);
+        s->data_version = dv;
+    } else {
+        scache_clear(&s->streams);
+    }
+    sqlite3_reset(s->st_data_version);
     for (append_req *r = group; r; r = r->next) {
-        if (exec(s->wdb, "SAVEPOINT b")) {
-            r->rc = LF_EIO;
+        if (step_done(s->st_sp)) {
+            r->rc = sq_err(s->wdb, "savepoint");
             snprintf(r->err, sizeof r->err, "%s", lf_err_get());
             continue;
         }
         r->rc = apply_one(s, r);
         if (r->rc) {
             if (!r->err[0]) snprintf(r->err, sizeof r->err, "%s", lf_err_get());
-            exec(s->wdb, "ROLLBACK TO b");
+            step_done(s->st_sp_rollback);
         }
-        exec(s->wdb, "RELEASE b");
+        step_done(s->st_sp_release);
     }
     rc = exec(s->wdb, "COMMIT");
     if (rc) {
         char msg[256];
         snprintf(msg, sizeof msg, "commit failed: %s", lf_err_get());
         exec(s->wdb, "ROLLBACK");
+        scache_clear(&s->streams);
         for (append_req *r = group; r; r = r->next)
             if (r->rc == 0) {
                 r->rc = rc;
@@ -495,8 +653,10 @@ static int sq_append(void *impl, const char *stream, int64_t expected, const lf_
         pthread_mutex_unlock(&s->qlock);
         return LF_ECLOSED;
     }
-    if (s->qtail) s->qtail->next = &me;
-    else s->qhead = &me;
+    if (s->qtail)
+        s->qtail->next = &me;
+    else
+        s->qhead = &me;
     s->qtail = &me;
     while (!me.done) {
         if (!s->leader) {
@@ -668,8 +828,10 @@ static int sq_wait(void *impl, int64_t after, int timeout_ms)
     }
     int rc = 0;
     pthread_mutex_lock(&s->qlock);
-    if (s->closing) rc = LF_ECLOSED;
-    else if (atomic_load(&s->head) <= after) pthread_cond_timedwait(&s->hcond, &s->qlock, &ts);
+    if (s->closing)
+        rc = LF_ECLOSED;
+    else if (atomic_load(&s->head) <= after)
+        pthread_cond_timedwait(&s->hcond, &s->qlock, &ts);
     if (s->closing) rc = LF_ECLOSED;
     pthread_mutex_unlock(&s->qlock);
     return rc;

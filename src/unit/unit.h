@@ -58,15 +58,15 @@ typedef struct {
 } lf_unit_locker;
 
 typedef struct {
-    const char *name;      /* [a-z0-9-]{1,64} */
-    const char *hub_url;   /* e.g. http://127.0.0.1:8080; NULL: no uplink */
-    const char *token;     /* the unit's token (Bearer on its calls to the hub) */
-    const char *hub_token; /* the hub's credential on calls to the unit;
-                              NULL: hub-facing endpoints need no token */
+    const char *name;                 /* [a-z0-9-]{1,64} */
+    const char *hub_url;              /* e.g. http://127.0.0.1:8080; NULL: no uplink */
+    const char *token;                /* the unit's token (Bearer on its calls to the hub) */
+    const char *hub_token;            /* the hub's credential on calls to the unit;
+                                         NULL: hub-facing endpoints need no token */
     const unsigned char *booking_key; /* 32 bytes, NULL: codes can't be verified */
-    lf_unit_db *db;        /* shared store (borrowed), or NULL and db_path */
-    const char *db_path;   /* own store file when db is NULL */
-    bool durable;          /* for db_path: see lf_unit_db_open */
+    lf_unit_db *db;                   /* shared store (borrowed), or NULL and db_path */
+    const char *db_path;              /* own store file when db is NULL */
+    bool durable;                     /* for db_path: see lf_unit_db_open */
     enum lf_unit_uplink uplink;
     int64_t push_interval_ms;      /* push mode; default 5000 */
     int64_t heartbeat_interval_ms; /* 0 = no heartbeats */
@@ -119,7 +119,7 @@ typedef struct {
     int64_t pruned_seq;     /* events <= this are gone from the local log */
     int64_t config_version; /* 0 = none applied */
     int nlockers, nrentals, nreservations;
-    bool connected;         /* the last uplink contact succeeded recently */
+    bool connected; /* the last uplink contact succeeded recently */
     int64_t pushes_ok, pushes_failed, heartbeats_ok;
 } lf_unit_status;
 void lf_unit_get_status(lf_unit *u, lf_unit_status *out);
@@ -128,10 +128,10 @@ void lf_unit_get_status(lf_unit *u, lf_unit_status *out);
 typedef struct {
     char rental_id[LF_UUID_LEN];
     char locker[16];
-    char code[16];    /* pickup code for the person at the screen */
+    char code[16]; /* pickup code for the person at the screen */
     int64_t from_ms, to_ms;
     int64_t amount_cents;
-    bool offline;     /* decided without a hub connection */
+    bool offline; /* decided without a hub connection */
 } lf_unit_rental;
 /* Walk-up rental: picks a free locker of size ('S','M','L') for
  * [now, now+minutes) avoiding rentals and every known reservation (only
@@ -167,8 +167,7 @@ int lf_unit_apply_config(lf_unit *u, int64_t version, json_t *config, int64_t *a
  * when the locker is in use for an overlapping window (ReservationRejected,
  * reason locker_in_use); LF_ENOTFOUND for an unknown locker. Idempotent per
  * id: the same answer again, no new event. */
-int lf_unit_reserve(lf_unit *u, const char *id, const char *locker, int64_t from_ms,
-                    int64_t to_ms);
+int lf_unit_reserve(lf_unit *u, const char *id, const char *locker, int64_t from_ms, int64_t to_ms);
 /* Cancels a reservation (known or not: its code will no longer open). */
 int lf_unit_cancel_reservation(lf_unit *u, const char *id);
 

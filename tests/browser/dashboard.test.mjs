@@ -133,8 +133,10 @@ try {
   await check('counts online/offline are shown', async () => {
     await page.waitForFunction(() => /^\d+$/.test(document.getElementById('count-offline').textContent) &&
       /^\d+$/.test(document.getElementById('count-online').textContent));
-    const total = await page.textContent('#count-total');
-    assert(Number(total) === hubUnits.length, `count-total ${total}, hub has ${hubUnits.length}`);
+    await page.waitForFunction((n) => Number(document.getElementById('count-total').textContent) === n,
+      hubUnits.length).catch(async () => {
+      throw new Error(`count-total ${await page.textContent('#count-total')}, hub has ${hubUnits.length}`);
+    });
   });
 
   await check('filter: offline only', async () => {

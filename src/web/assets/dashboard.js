@@ -1,5 +1,5 @@
 /*
- * app.js — the lockerfleet operator dashboard: one page, vanilla JS, no
+ * dashboard.js — the lockerfleet operator dashboard: one page, vanilla JS, no
  * build step. Talks to the hub's admin API with the token the operator
  * typed (kept in sessionStorage only):
  *
@@ -333,12 +333,16 @@ function patchUnit(name, fn) {
 }
 
 /* ---- counts ---------------------------------------------------------------- */
-function parseMetric(text, names) {
-  for (const n of names) {
-    const m = text.match(new RegExp('^' + n + '(?:\\{[^}]*\\})?\\s+([0-9.eE+-]+)\\s*$', 'm'));
-    if (m) return Number(m[1]);
+/* Sum of the samples of a metric family whose labels include `label`
+ * (e.g. lockerfleet_units{state="online"} 12); null if there is none. */
+function parseMetric(text, name, label) {
+  let sum = null;
+  const re = new RegExp('^' + name + '(\\{([^}]*)\\})?\\s+([0-9.eE+-]+)\\s*$', 'gm');
+  for (const m of text.matchAll(re)) {
+    if (label && !(m[2] || '').includes(label)) continue;
+    sum = (sum || 0) + Number(m[3]);
   }
-  return null;
+  return sum;
 }
 
 async function countOnline(online) {
@@ -368,9 +372,9 @@ async function loadCounts() {
         const r = await fetch('/metrics', { headers: { Authorization: 'Bearer ' + state.token }, cache: 'no-store' });
         if (r.ok) {
           const t = await r.text();
-          online = parseMetric(t, ['lockerfleet_units_online', 'lf_units_online']);
-          offline = parseMetric(t, ['lockerfleet_units_offline', 'lf_units_offline']);
-          if (total == null) total = parseMetric(t, ['lockerfleet_units', 'lockerfleet_units_total', 'lf_units_total']);
+          online = parseMetric(t, 'lockerfleet_units', 'state="online"');
+          offline = parseMetric(t, 'lockerfleet_units', 'state="offline"');
+          if (total == null) total = parseMetric(t, 'lockerfleet_units', '');
         }
       } catch (e) { /* fall through */ }
     }
@@ -675,8 +679,8 @@ async function showUnit(name) {
   const [u, cfg, ev1, ev2] = await Promise.allSettled([
     api('GET', '/v1/units/' + n),
     api('GET', '/v1/units/' + n + '/config'),
-    api('GET', '/v1/events?stream=' + encodeURIComponent('unit-' + name) + '&limit=1000'),
-    api('GET', '/v1/events?stream=' + encodeURIComponent('unitlog-' + name) + '&limit=1000'),
+    recentEvents('unit-' + name),
+    recentEvents('unitlog-' + name),
   ]);
   if (state.view !== 'unit:' + name) return;
   if (u.status === 'fulfilled') {
@@ -723,6 +727,22 @@ async function showUnit(name) {
     '</td><td>' + esc(e.type) + '</td><td class="mono">' + esc(JSON.stringify(e.data || {}).slice(0, 160)) +
     '</td></tr>').join('') : '<tr class="empty"><td colspan="4">No events.</td></tr>';
   $('unit-detail').dataset.loading = 'false';
+}
+
+/* The latest events of a stream: look in the recent part of the log
+ * first (a busy unit has more than one page since it registered), then
+ * from the stream's start if that found few. */
+async function recentEvents(stream) {
+  const q = '/v1/events?limit=1000&stream=' + encodeURIComponent(stream);
+  const head = Number(((await api('GET', '/v1/events?limit=1')) || {}).head) || 0;
+  const from = Math.max(0, head - 50000);
+  let evs = ((await api('GET', q + '&after=' + from)) || {}).events || [];
+  if (evs.length < 100 && from > 0) {
+    const older = ((await api('GET', q)) || {}).events || [];
+    const seen = new Set(evs.map((e) => e.position));
+    evs = older.filter((e) => !seen.has(e.position)).concat(evs);
+  }
+  return { events: evs };
 }
 
 function route() {

@@ -721,13 +721,83 @@ static void reader_put(sq_store *s, int idx)
     pthread_mutex_unlock(&s->rlock);
 }
 
-static int read_rows(sqlite3 *db, sqlite3_stmt *st, lf_event_list *out)
+/* sid -> name through the shared cache; on a miss, from the streams
+ * table on this reader's connection. Returns a pointer valid until close. */
+static const char *name_of(sq_store *s, reader *rd, int64_t sid)
+{
+    pthread_mutex_lock(&s->nlock);
+    if (s->capnames) {
+        for (size_t i = (size_t)((uint64_t)sid * 0x9E3779B97F4A7C15ull) & (s->capnames - 1);;
+             i = (i + 1) & (s->capnames - 1)) {
+            if (s->names[i].sid == sid) {
+                pthread_mutex_unlock(&s->nlock);
+                return s->names[i].name;
+            }
+            if (s->names[i].sid == 0) break;
+        }
+    }
+    pthread_mutex_unlock(&s->nlock);
+    if (!rd->st_name && sqlite3_prepare_v3(rd->db, "SELECT name FROM streams WHERE sid=?", -1,
+                                           SQLITE_PREPARE_PERSISTENT, &rd->st_name, NULL))
+        return NULL;
+    sqlite3_bind_int64(rd->st_name, 1, sid);
+    char *name = NULL;
+    if (sqlite3_step(rd->st_name) == SQLITE_ROW)
+        name = lf_strdup((const char *)sqlite3_column_text(rd->st_name, 0));
+    sqlite3_reset(rd->st_name);
+    if (!name) return NULL;
+    pthread_mutex_lock(&s->nlock);
+    if ((s->nnames + 1) * 2 > s->capnames) {
+        size_t nc = s->capnames ? s->capnames * 2 : 1024;
+        name_slot *nv = lf_xcalloc(nc, sizeof *nv);
+        for (size_t i = 0; i < s->capnames; i++)
+            if (s->names[i].sid) {
+                size_t j = (size_t)((uint64_t)s->names[i].sid * 0x9E3779B97F4A7C15ull) & (nc - 1);
+                while (nv[j].sid)
+                    j = (j + 1) & (nc - 1);
+                nv[j] = s->names[i];
+            }
+        free(s->names);
+        s->names = nv;
+        s->capnames = nc;
+    }
+    size_t i = (size_t)((uint64_t)sid * 0x9E3779B97F4A7C15ull) & (s->capnames - 1);
+    while (s->names[i].sid && s->names[i].sid != sid)
+        i = (i + 1) & (s->capnames - 1);
+    if (s->names[i].sid == sid) { /* another reader was first */
+        free(name);
+        name = s->names[i].name;
+    } else {
+        s->names[i].sid = sid;
+        s->names[i].name = name;
+        s->nnames++;
+    }
+    pthread_mutex_unlock(&s->nlock);
+    return name;
+}
+
+/* Columns: position, sid, version, id, type, time, data, meta. stream:
+ * the name when the caller knows it (read_stream), else NULL. */
+static int read_rows(sq_store *s, reader *rd, sqlite3_stmt *st, const char *stream,
+                     lf_event_list *out)
 {
     int rc;
+    int64_t last_sid = 0;
+    const char *last_name = stream;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t sid = sqlite3_column_int64(st, 1);
+        if (!stream && sid != last_sid) {
+            last_name = name_of(s, rd, sid);
+            last_sid = sid;
+            if (!last_name) {
+                lf_err_set("sqlite: event %lld has no stream (sid %lld)",
+                           (long long)sqlite3_column_int64(st, 0), (long long)sid);
+                return LF_ECORRUPT;
+            }
+        }
         lf_event *e = lf_event_list_push(out);
         e->position = sqlite3_column_int64(st, 0);
-        e->stream = lf_strdup((const char *)sqlite3_column_text(st, 1));
+        e->stream = lf_strdup(last_name);
         e->version = sqlite3_column_int64(st, 2);
         blob_to_uuid(sqlite3_column_blob(st, 3), sqlite3_column_bytes(st, 3), e->id);
         e->type = lf_strdup((const char *)sqlite3_column_text(st, 4));
@@ -735,82 +805,110 @@ static int read_rows(sqlite3 *db, sqlite3_stmt *st, lf_event_list *out)
         e->data = lf_strdup((const char *)sqlite3_column_text(st, 6));
         e->meta = lf_strdup((const char *)sqlite3_column_text(st, 7));
     }
-    return rc == SQLITE_DONE ? 0 : sq_err(db, "read");
+    return rc == SQLITE_DONE ? 0 : sq_err(rd->db, "read");
 }
 
-static int sq_read(sq_store *s, const char *sql, const char *stream, int64_t from, size_t max,
-                   lf_event_list *out)
+/* Prepares *st on the reader's connection once. */
+static int reader_stmt(reader *rd, sqlite3_stmt **st, const char *sql)
 {
-    int idx, rc = reader_get(s, &idx);
-    if (rc) return rc;
-    sqlite3 *db = s->readers[idx].db;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-        rc = sq_err(db, "prepare read");
-        goto out;
-    }
-    int k = 1;
-    if (stream) sqlite3_bind_text(st, k++, stream, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, k++, from);
-    sqlite3_bind_int64(st, k, max > INT64_MAX ? INT64_MAX : (int64_t)max);
-    rc = read_rows(db, st, out);
-    sqlite3_finalize(st);
-out:
-    reader_put(s, idx);
-    return rc;
+    if (*st) return 0;
+    if (sqlite3_prepare_v3(rd->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+        return sq_err(rd->db, "prepare read");
+    return 0;
 }
+
+#define EVENT_COLS "position, sid, version, id, type, time, data, meta"
 
 static int sq_read_stream(void *impl, const char *stream, int64_t from_version, size_t max,
                           lf_event_list *out)
 {
-    return sq_read(impl,
-                   "SELECT e.position, s.name, e.version, e.id, e.type, e.time, e.data, e.meta"
-                   " FROM streams s JOIN events e ON e.sid = s.sid"
-                   " WHERE s.name = ? AND e.version >= ? ORDER BY e.version LIMIT ?",
-                   stream, from_version, max, out);
+    sq_store *s = impl;
+    int idx, rc = reader_get(s, &idx);
+    if (rc) return rc;
+    reader *rd = &s->readers[idx];
+    if ((rc = reader_stmt(rd, &rd->st_sid, "SELECT sid FROM streams WHERE name=?")) ||
+        (rc = reader_stmt(rd, &rd->st_stream,
+                          "SELECT " EVENT_COLS " FROM events WHERE sid=? AND version>=?"
+                          " ORDER BY version LIMIT ?")))
+        goto out;
+    sqlite3_bind_text(rd->st_sid, 1, stream, -1, SQLITE_STATIC);
+    rc = sqlite3_step(rd->st_sid);
+    int64_t sid = rc == SQLITE_ROW ? sqlite3_column_int64(rd->st_sid, 0) : 0;
+    sqlite3_reset(rd->st_sid);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rc = sq_err(rd->db, "stream lookup");
+        goto out;
+    }
+    rc = 0;
+    if (!sid) goto out; /* a missing stream reads as empty */
+    sqlite3_bind_int64(rd->st_stream, 1, sid);
+    sqlite3_bind_int64(rd->st_stream, 2, from_version);
+    sqlite3_bind_int64(rd->st_stream, 3, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+    rc = read_rows(s, rd, rd->st_stream, stream, out);
+    sqlite3_reset(rd->st_stream);
+out:
+    reader_put(s, idx);
+    return rc;
 }
 
 static int sq_read_all(void *impl, int64_t after, size_t max, lf_event_list *out)
 {
-    return sq_read(impl,
-                   "SELECT e.position, s.name, e.version, e.id, e.type, e.time, e.data, e.meta"
-                   " FROM events e JOIN streams s ON s.sid = e.sid"
-                   " WHERE e.position > ? ORDER BY e.position LIMIT ?",
-                   NULL, after, max, out);
+    sq_store *s = impl;
+    int idx, rc = reader_get(s, &idx);
+    if (rc) return rc;
+    reader *rd = &s->readers[idx];
+    if (!(rc = reader_stmt(rd, &rd->st_all,
+                           "SELECT " EVENT_COLS " FROM events WHERE position > ?"
+                           " ORDER BY position LIMIT ?"))) {
+        sqlite3_bind_int64(rd->st_all, 1, after);
+        sqlite3_bind_int64(rd->st_all, 2, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+        rc = read_rows(s, rd, rd->st_all, NULL, out);
+        sqlite3_reset(rd->st_all);
+    }
+    reader_put(s, idx);
+    return rc;
+}
+
+static int reader_int(sq_store *s, sqlite3_stmt **(*which)(reader *), const char *sql,
+                      const char *text, int64_t *out)
+{
+    int idx, rc = reader_get(s, &idx);
+    if (rc) return rc;
+    reader *rd = &s->readers[idx];
+    sqlite3_stmt **st = which(rd);
+    *out = 0;
+    if (!(rc = reader_stmt(rd, st, sql))) {
+        if (text) sqlite3_bind_text(*st, 1, text, -1, SQLITE_STATIC);
+        int sr = sqlite3_step(*st);
+        if (sr == SQLITE_ROW)
+            *out = sqlite3_column_int64(*st, 0);
+        else if (sr != SQLITE_DONE)
+            rc = sq_err(rd->db, sql);
+        sqlite3_reset(*st);
+    }
+    reader_put(s, idx);
+    return rc;
+}
+
+static sqlite3_stmt **st_head_of(reader *rd)
+{
+    return &rd->st_head;
+}
+
+static sqlite3_stmt **st_ver_of(reader *rd)
+{
+    return &rd->st_ver;
 }
 
 static int sq_head(void *impl, int64_t *pos)
 {
-    sq_store *s = impl;
     /* Another process (an operator tool) may have appended: trust the file. */
-    int idx, rc = reader_get(s, &idx);
-    if (rc) return rc;
-    rc = query_int(s->readers[idx].db, "SELECT max(position) FROM events", pos);
-    reader_put(s, idx);
-    return rc;
+    return reader_int(impl, st_head_of, "SELECT max(position) FROM events", NULL, pos);
 }
 
 static int sq_stream_version(void *impl, const char *stream, int64_t *version)
 {
-    sq_store *s = impl;
-    int idx, rc = reader_get(s, &idx);
-    if (rc) return rc;
-    sqlite3 *db = s->readers[idx].db;
-    sqlite3_stmt *st;
-    *version = 0;
-    if (sqlite3_prepare_v2(db, "SELECT version FROM streams WHERE name=?", -1, &st, NULL) !=
-        SQLITE_OK) {
-        rc = sq_err(db, "stream version");
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, stream, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *version = sqlite3_column_int64(st, 0);
-    rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : sq_err(db, "stream version");
-    sqlite3_finalize(st);
-out:
-    reader_put(s, idx);
-    return rc;
+    return reader_int(impl, st_ver_of, "SELECT version FROM streams WHERE name=?", stream, version);
 }
 
 static int sq_wait(void *impl, int64_t after, int timeout_ms)

@@ -72,6 +72,17 @@ int lf_projections_rebuild(lf_projections *p, const char *name);
 /* [{"name","version","position","lag","state","events_per_s",...}] */
 json_t *lf_projections_status(lf_projections *p);
 
+/* A prepared statement for sql on db, cached by the runner for the life
+ * of the connection (reset, bindings cleared). For apply functions: call
+ * with a string literal (cached by pointer); never finalize it. NULL with
+ * lf_err_get() set if sql does not prepare. */
+sqlite3_stmt *lf_projection_stmt(sqlite3 *db, const char *sql);
+
+/* SHA-256-based hex digest of a projection's tables (every user table,
+ * every row, in a canonical order): equal digests = equal read models.
+ * 0, LF_ENOTFOUND, LF_EIO. */
+int lf_projection_digest(lf_projections *p, const char *name, char out[65]);
+
 /* Offline rebuild (lockerfleet rebuild): replays the log into a fresh
  * file and swaps it in. Prints progress. Returns 0 or an LF_E* code. */
 int lf_projection_rebuild_offline(lf_store *store, const char *dir, const lf_projection_def *def);

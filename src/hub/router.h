@@ -1,0 +1,13 @@
+/*
+ * router.h — the hub's HTTP entry point (router.c) and small helpers the
+ * hub's API files share.
+ */
+#ifndef LF_HUB_ROUTER_H
+#define LF_HUB_ROUTER_H
+
+#include "hub/hub.h"
+
+/* The lf_http_handler of the hub: app is the lf_hub. */
+void lf_router_dispatch(lf_http_req *req, lf_http_resp *resp, void *app);
+
+#endif

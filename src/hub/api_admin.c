@@ -9,6 +9,7 @@
  * alerts projections (?min_position honoured), merged with the fleet's
  * live presence (lf_fleet_presence) for units.
  */
+#include "hub/fleet.h"
 #include "hub/registry.h"
 #include "hub/router.h"
 #include "projection/projection.h"
@@ -264,6 +265,10 @@ static void units_create(lf_ctx *c)
                     "booking_key", keyhex, "position", position_of(&res));
     /* Fleet hook: fields the fleet adds to the registration answer (e.g. a
      * token the hub presents to the unit) go here. */
+    char hubtok[65];
+    lf_fleet_hub_token(h, name, hubtok);
+    json_object_set_new(out, "hub_token", json_string(hubtok));
+    sodium_memzero(hubtok, sizeof hubtok);
     lf_http_json(c->resp, 201, out);
     out = NULL;
     sodium_memzero(tok, sizeof tok);

@@ -349,8 +349,8 @@ static void on_stored(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     nt_store *s = closure;
     const char *v = NULL;
     int64_t seq = 0;
-    if (natsMsgHeader_Get(msg, "Nats-Sequence", &v) == NATS_OK && v &&
-        lf_parse_i64(v, &seq) == 0 && seq > 0)
+    if (natsMsgHeader_Get(msg, "Nats-Sequence", &v) == NATS_OK && v && lf_parse_i64(v, &seq) == 0 &&
+        seq > 0)
         head_seen(s, (seq + 1) * K - 1);
     else
         head_seen(s, 0); /* just wake the waiters */
@@ -454,15 +454,21 @@ static int nt_open(const char *url, void **impl, char *err, size_t errlen)
     natsOptions *o = NULL;
     int rc = parse_url(s, url, &servers, err, errlen);
     if (rc) goto fail;
+    /* "a,b,c": natsOptions_SetURL takes one URL, SetServers the list. */
+    const char *list[8];
+    int nlist = 0;
+    char *save = NULL;
+    for (char *p = strtok_r(servers, ",", &save); p && nlist < 8; p = strtok_r(NULL, ",", &save))
+        list[nlist++] = p;
     natsStatus st = natsOptions_Create(&o);
-    if (st == NATS_OK) st = natsOptions_SetURL(o, servers);
+    if (st == NATS_OK) st = natsOptions_SetServers(o, list, nlist);
     if (st == NATS_OK) st = natsOptions_SetTimeout(o, 5000);
     if (st == NATS_OK) st = natsOptions_SetMaxReconnect(o, -1);
     if (st == NATS_OK) st = natsOptions_SetReconnectWait(o, 100);
     if (st == NATS_OK) st = natsConnection_Connect(&s->nc, o);
     if (st != NATS_OK) {
         nt_fail(st, 0, "connect");
-        snprintf(err, errlen, "%s (%s)", lf_err_get(), servers);
+        snprintf(err, errlen, "%s (%s)", lf_err_get(), url);
         rc = LF_EIO;
         goto fail;
     }

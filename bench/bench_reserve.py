@@ -97,7 +97,7 @@ def main():
     ap.add_argument("--no-wrk", action="store_true")
     args = ap.parse_args()
 
-    with lfhub.Hub(extra_args=["--quiet-http"] if os.environ.get("LF_QUIET_FLAG") else [],
+    with lfhub.Hub(extra_args=["--quiet-http"],
                    log_level="error") as hub:
         user = hub.create_user("bench")
         t0 = time.time()

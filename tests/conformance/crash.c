@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,15 +358,24 @@ int main(void)
             child_main(fds[1], round + 1, seed + (unsigned)round);
         }
         close(fds[1]);
-        /* Let the child open the store and get going, then kill it at a
-         * random moment (often in the middle of a commit). */
-        int delay = 150 + rand() % 600;
+        /* Wait for the child's first acknowledged append (it has opened the
+         * store and is appending), then kill it at a random moment after,
+         * often in the middle of a commit. */
+        size_t before = nacks;
+        if (nacks == cap) {
+            cap = cap ? cap * 2 : 4096;
+            acks = realloc(acks, cap * sizeof *acks);
+        }
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        if (poll(&pfd, 1, 60000) == 1 &&
+            read(fds[0], &acks[nacks], sizeof *acks) == (ssize_t)sizeof *acks)
+            nacks++;
+        int delay = 20 + rand() % 500;
         lf_sleep_ms(delay);
         kill(pid, SIGKILL);
         int status = 0;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
         }
-        size_t before = nacks;
         for (;;) {
             if (nacks == cap) {
                 cap = cap ? cap * 2 : 4096;
@@ -389,11 +399,12 @@ int main(void)
         for (size_t i = before; i < nacks; i++)
             round_events += acks[i].n;
         verify(start, acks, nacks, allow_gaps, &events, &head);
-        printf("round %d: killed after %d ms, %zu batches (%lld events) acknowledged; store: "
+        printf("round %d: killed %d ms after the first ack, %zu batches (%lld events) "
+               "acknowledged; store: "
                "%lld events of this run, head %lld: %s\n",
                round + 1, delay, nacks - before, (long long)round_events, (long long)events,
                (long long)head, g_fail ? "FAILED" : "ok");
-        if (round > 0 && nacks == before) printf("  (warning: nothing acknowledged this round)\n");
+        if (nacks == before) CHECK(0, "round %d: nothing was acknowledged", round + 1);
     }
     if (!g_fail && nacks == 0) CHECK(0, "no append was ever acknowledged");
     printf("crash test %s: %d rounds, %zu acknowledged batches, %lld events checked, head %lld\n",

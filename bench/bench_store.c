@@ -13,7 +13,8 @@
  *   store append, batches of 100 of one stream, round robin over S: N events
  *   naive loop, same batches: N; naive loop, batches mixing streams: N/4
  *   store at batch 1, 10, 1000; naive at batch 1 (= one fsync per append)
- *   group commit: 8 threads batch 1; 16 threads batch 10 (own streams)
+ *   group commit: 8 threads batch 1; 8 threads batch 100; 16 threads batch
+ *   10 (each thread on its own streams)
  *   read-all of the whole store vs a raw scan of the naive table
  *   subscription catch-up from 0
  */
@@ -130,7 +131,7 @@ typedef struct {
 static void *gc_main(void *p)
 {
     gc_arg *a = p;
-    lf_event_in e[16];
+    lf_event_in e[100];
     char st[32];
     int64_t k = a->thread;
     for (int64_t j = 0; j < a->appends; j++) {
@@ -455,9 +456,12 @@ int lf_bench_store(int argc, char **argv)
     double st1 = store_appends(&c, 2000, 1, &next, "store, batch 1, one thread");
     double nv1 = naive_loop(naive3, 2000, 1, nstreams, 0, "naive sqlite, batch 1 (1 fsync/append)");
     double gc1 = store_group_commit(&c, 8, 1, 1000, "store, batch 1, 8 threads (group commit)");
+    double gc100 = store_group_commit(&c, 8, 100, events / 4 / 800,
+                                      "store, batch 100, 8 threads, own streams (group)");
     double gc10 = store_group_commit(&c, 16, 10, events / 160 / 10,
                                      "store, batch 10, 16 threads, own streams (group)");
-    failed |= !st100 || !nv100 || !nvmix || !st1000 || !st10 || !st1 || !nv1 || !gc1 || !gc10;
+    failed |=
+        !gc100 || !st100 || !nv100 || !nvmix || !st1000 || !st10 || !st1 || !nv1 || !gc1 || !gc10;
     double redis = 0;
 #ifdef LF_BENCH_HIREDIS
     if (!no_redis && system("command -v redis-server >/dev/null 2>&1") == 0)
@@ -484,6 +488,8 @@ int lf_bench_store(int argc, char **argv)
 
     printf("\nratios (same run):\n");
     ratio("store batch 100 / naive batch 100 (one stream)", st100, nv100, "(target >= 2)");
+    ratio("store 8 threads batch 100 / naive batch 100 (one stream)", gc100, nv100,
+          "(target >= 2)");
     ratio("store batch 100 / naive batch 100 (mixed streams)", st100, nvmix, "");
     ratio("store 16 threads batch 10 / naive mixed batch 100", gc10, nvmix, "");
     ratio("store 8 threads batch 1 / naive batch 1 (1 fsync)", gc1, nv1, "(target >= 5)");

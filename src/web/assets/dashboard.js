@@ -121,8 +121,26 @@ function refreshRelTimes(root) {
 function lockerCount(u) {
   if (Array.isArray(u.lockers)) return u.lockers.length;
   if (typeof u.lockers === 'number') return u.lockers;
-  if (u.lockers && typeof u.lockers === 'object' && 'total' in u.lockers) return u.lockers.total;
+  if (u.lockers && typeof u.lockers === 'object') {
+    if ('count' in u.lockers) return u.lockers.count;
+    if ('total' in u.lockers) return u.lockers.total;
+  }
   return null;
+}
+
+/* config_version is {"desired","applied"} (or a plain number). */
+function configVersionHtml(cv) {
+  if (cv == null) return '';
+  if (typeof cv !== 'object') return ' <span class="reason">v' + esc(cv) + '</span>';
+  const a = cv.applied || 0, d = cv.desired || 0;
+  if (!a && !d) return '';
+  return ' <span class="reason">v' + esc(a) + (d > a ? ' → v' + esc(d) + ' pending' : '') + '</span>';
+}
+
+function lockerSizes(u) {
+  const l = u.lockers;
+  if (!l || typeof l !== 'object' || Array.isArray(l)) return '';
+  return ['S', 'M', 'L'].filter((k) => l[k]).map((k) => k + ' ' + l[k]).join(' · ');
 }
 
 function onlineOf(u) {
@@ -290,12 +308,12 @@ function rowHtml(u) {
   const on = onlineOf(u);
   const lockers = lockerCount(u);
   const cfg = u.last_config_pushed_at
-    ? timeCell(u.last_config_pushed_at) + (u.config_version != null ? ' <span class="reason">v' + esc(u.config_version) + '</span>' : '')
-    : '<span class="unknown">never</span>';
+    ? timeCell(u.last_config_pushed_at) + configVersionHtml(u.config_version)
+    : '<span class="unknown">never</span>' + configVersionHtml(u.config_version);
   return '<tr data-unit="' + esc(u.name) + '" data-online="' + (on === null ? 'unknown' : String(on)) + '">' +
     '<td data-col="name"><a href="#/units/' + encodeURIComponent(u.name) + '">' + esc(u.name) + '</a></td>' +
     '<td data-col="display_name">' + esc(u.display_name || '') + '</td>' +
-    '<td data-col="lockers" class="num">' + (lockers == null ? '' : esc(lockers)) + '</td>' +
+    '<td data-col="lockers" class="num" title="' + esc(lockerSizes(u)) + '">' + (lockers == null ? '' : esc(lockers)) + '</td>' +
     '<td data-col="status" class="num">' + statusCell(u) + '</td>' +
     '<td data-col="last_config_pushed_at">' + cfg + '</td>' +
     '<td data-col="last_online_at">' + timeCell(u.last_online_at) + '</td>' +
@@ -491,10 +509,12 @@ function onEvent(ev) {
         state.dirty = true;
         break;
       case 'ConfigApplied':
-      case 'ConfigDeliveryAttempted':
         patchUnit(name, (u) => {
           u.last_config_pushed_at = ev.time;
-          if (d.version != null) u.config_version = d.version;
+          if (d.version != null) {
+            const cv = u.config_version && typeof u.config_version === 'object' ? u.config_version : {};
+            u.config_version = { desired: Math.max(cv.desired || 0, d.version), applied: d.version };
+          }
         });
         break;
       case 'UnitRegistered':
@@ -517,44 +537,94 @@ function onEvent(ev) {
 }
 
 function addAlert(ev) {
-  if (state.alertsFromApi) return;
+  if (state.alertsFromApi) return; /* the alerts projection has it */
   state.alerts.unshift(ev);
   if (state.alerts.length > 50) state.alerts.pop();
   renderAlerts();
 }
 
+/* An alert is either a row of GET /v1/alerts ({kind, unit, component,
+ * message, at, active}) or, without that endpoint, a log event. */
 function alertText(a) {
-  if (a.type === 'ConflictDetected' || a.kind === 'conflict') {
-    const d = a.data || a;
-    return 'Conflict on ' + (a.stream ? a.stream.replace(/^bookings-/, '') : d.unit || '') +
-      ' locker ' + (d.locker || '?') + ': reservation ' + String(d.reservation_id || '').slice(0, 8) +
-      ' ' + (d.resolution || '');
+  const d = a.data || a;
+  const unit = a.unit || (a.stream ? a.stream.replace(/^(bookings|unitlog|unit)-/, '') : '') || d.unit || '';
+  const kind = a.kind || (a.type === 'ConflictDetected' ? 'conflict' : a.type === 'HardwareError' ? 'hardware_error' : a.type);
+  if (kind === 'conflict') {
+    return 'Conflict on ' + unit + ': ' + (a.message || ('locker ' + (d.locker || '?') + ', reservation ' +
+      String(d.reservation_id || '').slice(0, 8) + ' ' + (d.resolution || '')));
   }
-  if (a.type === 'HardwareError' || a.kind === 'hardware_error') {
-    const d = a.data || a;
-    return 'Hardware error on ' + (a.stream ? a.stream.replace(/^unitlog-/, '') : d.unit || '') +
-      ': ' + (d.component || '') + (d.message ? ' — ' + d.message : '');
+  if (kind === 'hardware_error') {
+    return 'Hardware error on ' + unit + ': ' + (d.component || '') + (d.message ? ' — ' + d.message : '');
   }
-  return (a.type || a.kind || 'alert') + ' ' + JSON.stringify(a.data || a).slice(0, 120);
+  if (kind === 'config_rejected') return 'Config rejected by ' + unit + ': ' + (d.message || '');
+  if (kind === 'unit_offline') return unit + ' offline' + (d.message ? ': ' + d.message : '');
+  return kind + ' on ' + unit + ' ' + (d.message || JSON.stringify(d.data || {}).slice(0, 100));
 }
 
 function renderAlerts() {
   const ul = $('alerts');
   if (!state.alerts.length) {
-    ul.innerHTML = '<li class="muted">No conflicts or hardware errors seen.</li>';
+    ul.innerHTML = '<li class="muted">No conflicts, hardware errors or rejected configs.</li>';
     return;
   }
-  ul.innerHTML = state.alerts.slice(0, 50).map((a) =>
-    '<li data-alert="' + esc(a.type || a.kind || '') + '">' + timeCell(a.time || a.at, '') + ' ' +
-    esc(alertText(a)) + '</li>').join('');
+  ul.innerHTML = state.alerts.slice(0, 50).map((a) => {
+    const kind = a.kind || a.type || '';
+    const cleared = a.active === false && kind !== 'conflict' ? ' <span class="muted">(cleared)</span>' : '';
+    return '<li data-alert="' + esc(kind) + '" title="' + esc(alertText(a)) + '">' +
+      timeCell(a.at || a.time, '') + ' ' + esc(alertText(a)) + cleared + '</li>';
+  }).join('');
+}
+
+async function fetchAlerts(query, keep) {
+  let out = [], after = 0;
+  for (let i = 0; i < 20; i++) {
+    const body = await api('GET', '/v1/alerts?limit=1000&after=' + after + (query ? '&' + query : ''));
+    const list = (body && body.alerts) || [];
+    out = out.concat(list).slice(-keep);
+    if (!body || body.next == null || !list.length) break;
+    after = body.next;
+  }
+  return out;
+}
+
+async function loadAlerts() {
+  if (state.alertsFromApi === false) return;
+  try {
+    const active = await fetchAlerts('active=true', 5000);
+    const conflicts = await fetchAlerts('kind=conflict', 50);
+    state.alertsFromApi = true;
+    const byKind = {};
+    for (const a of active) byKind[a.kind] = (byKind[a.kind] || 0) + 1;
+    state.activeAlerts = byKind;
+    state.alerts = active.filter((a) => a.kind !== 'unit_offline').concat(conflicts)
+      .sort((x, y) => String(y.at).localeCompare(String(x.at))).slice(0, 50);
+    renderResv();
+    renderAlerts();
+  } catch (e) {
+    if (e.status !== 404 && e.status !== 405) return;
+    state.alertsFromApi = false;
+    /* No alerts endpoint: look back over the recent log for them. */
+    try {
+      const head = Number(((await api('GET', '/v1/events?limit=1')) || {}).head) || 0;
+      const body = await api('GET', '/v1/events?after=' + Math.max(0, head - 1000) + '&limit=1000');
+      for (const ev of (body && body.events) || []) {
+        if (ev.type === 'ConflictDetected' || ev.type === 'HardwareError') state.alerts.unshift(ev);
+      }
+      state.alerts = state.alerts.slice(0, 50);
+      renderAlerts();
+    } catch (e2) { /* leave it to the live stream */ }
+  }
 }
 
 function renderResv() {
   const r = state.resv;
+  const al = state.activeAlerts || {};
   $('resv-counts').innerHTML = [['held', r.held], ['confirmed', r.confirmed], ['cancelled', r.cancelled],
     ['expired', r.expired], ['reassigned', r.reassigned], ['conflicts', r.conflicts]]
     .map(([k, v]) => '<span class="chip' + (k === 'conflicts' && v ? ' bad' : '') + '" data-resv="' + k + '">' +
-      k + ' <b>' + v + '</b></span>').join('');
+      k + ' <b>' + v + '</b></span>').join('') +
+    Object.keys(al).sort().map((k) => '<span class="chip bad" data-active-alert="' + esc(k) + '" title="open alerts">' +
+      esc(k.replace(/_/g, ' ')) + ' <b>' + al[k] + '</b></span>').join('');
 }
 
 function renderFeed() {
@@ -562,31 +632,6 @@ function renderFeed() {
   ul.innerHTML = feedItems.slice(-30).reverse().map((ev) =>
     '<li title="' + esc(JSON.stringify(ev.data || {})) + '">' + esc((ev.time || '').slice(11, 19)) + ' ' +
     esc(ev.type || '') + ' <span class="muted">' + esc(ev.stream || '') + '</span></li>').join('');
-}
-
-async function loadAlerts() {
-  if (state.alertsFromApi === false) return;
-  try {
-    const body = await api('GET', '/v1/alerts?limit=50');
-    state.alertsFromApi = true;
-    state.alerts = Array.isArray(body) ? body : (body && body.alerts) || [];
-    renderAlerts();
-  } catch (e) {
-    if (e.status !== 404 && e.status !== 405) return;
-    state.alertsFromApi = false;
-    /* No alerts endpoint: look back over the recent log for them. */
-    try {
-      const head = state.lastId != null ? Number(state.lastId) : null;
-      if (head == null || !Number.isFinite(head)) return;
-      const body = await api('GET', '/v1/events?after=' + Math.max(0, head - 2000) + '&limit=2000');
-      const evs = (body && body.events) || [];
-      for (const ev of evs) {
-        if (ev.type === 'ConflictDetected' || ev.type === 'HardwareError') state.alerts.unshift(ev);
-      }
-      state.alerts = state.alerts.slice(0, 50);
-      renderAlerts();
-    } catch (e2) { /* leave it to the live stream */ }
-  }
 }
 
 /* ---- events-per-second chart (canvas, drawn by hand) --------------------- */
@@ -693,11 +738,12 @@ async function showUnit(name) {
       ['Presence', esc(unit.presence || '')], ['Uplink', esc(unit.uplink || '')], ['URL', esc(unit.url || '')],
       ['Last response', statusCell(unit)], ['Last online at', timeCell(unit.last_online_at)],
       ['Last config pushed', timeCell(unit.last_config_pushed_at)],
-      ['Config version', esc(unit.config_version == null ? '' : unit.config_version)],
+      ['Config version', configVersionHtml(unit.config_version) || '—'],
+      ['Allotment (offline)', esc((unit.allotment || []).join(', '))],
       ['Registered', timeCell(unit.registered_at, '')],
     ];
     $('unit-summary').innerHTML = kv.map(([k, v]) => '<dt>' + k + '</dt><dd>' + v + '</dd>').join('');
-    const lockers = Array.isArray(unit.lockers) ? unit.lockers : [];
+    const lockers = Array.isArray(unit.locker_list) ? unit.locker_list : Array.isArray(unit.lockers) ? unit.lockers : [];
     $('unit-lockers').innerHTML = lockers.map((l) =>
       '<span class="chip" data-locker="' + esc(l.id) + '">' + esc(l.id) + ' · ' + esc(l.size) + '</span>').join('') ||
       '<span class="muted">' + esc(lockerCount(unit) == null ? 'unknown' : lockerCount(unit) + ' lockers') + '</span>';
@@ -781,7 +827,7 @@ function startAll() {
     loadCounts();
   });
   every(2000, () => { if (state.view === 'fleet' && !document.hidden) loadProjections(); });
-  every(15000, () => { if (state.alertsFromApi) loadAlerts(); refreshRelTimes(); });
+  every(10000, () => { if (state.alertsFromApi) loadAlerts(); refreshRelTimes(); });
   every(1000, () => {
     if (state.dirty && state.view === 'fleet') { state.dirty = false; loadCounts(); }
   });

@@ -751,7 +751,9 @@ void lf_unit_ack_pulled(lf_unit *u, int64_t after)
 {
     pthread_mutex_lock(&u->mu);
     u->last_contact = lf_mono_ms();
-    set_acked(u, after);
+    /* Only a pull-mode unit learns its acked seq this way; in push mode the
+     * answers to its pushes say what the hub holds. */
+    if (u->uplink == LF_UNIT_PULL) set_acked(u, after);
     pthread_mutex_unlock(&u->mu);
 }
 

@@ -76,13 +76,14 @@ class Hub:
     """A `lockerfleet hub` process on a free loopback port."""
 
     def __init__(self, extra_args=None, data_dir=None, admin_token=ADMIN_TOKEN,
-                 log_level="warn", start=True, startup_timeout=60):
+                 log_level="warn", start=True, startup_timeout=60, env=None):
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="lf-e2e-")
         self.admin_token = admin_token
         self.extra_args = list(extra_args or [])
         self.log_level = log_level
         self.startup_timeout = startup_timeout
+        self.env = env  # extra environment variables for the hub process
         self.proc = None
         self.port = None
         self.url = None
@@ -99,8 +100,10 @@ class Hub:
         args += self.extra_args
         self.stderr_path = os.path.join(self.data_dir, "hub.stderr.log")
         self.stderr_file = open(self.stderr_path, "ab")
+        env = dict(os.environ)
+        env.update(self.env or {})
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr_file,
-                                     text=True)
+                                     text=True, env=env)
         ready = threading.Event()
 
         def reader():
@@ -162,10 +165,12 @@ class Hub:
             self.stderr_file.close()
             self.stderr_file = None
 
-    def restart(self, extra_args=None):
+    def restart(self, extra_args=None, env=None):
         self.kill()
         if extra_args is not None:
             self.extra_args = list(extra_args)
+        if env is not None:
+            self.env = env
         self.output = []
         self.url = None
         return self.start()

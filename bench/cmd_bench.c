@@ -4,6 +4,9 @@
  * function in bench/bench_NAME.c (declared in bench.h).
  */
 #include "bench.h"
+#include "bench_projection.h"
+#include "bench_ingest.h"
+#include "bench_presence.h"
 #include "cli/cli.h"
 
 #include <stdio.h>
@@ -16,6 +19,10 @@ static const struct {
 } benches[] = {
     {"store", lf_bench_store,
      "event store appends (batch 1..1000, group commit), read-all, catch-up vs plain SQLite"},
+    {"presence", lf_bench_presence, "one hub pinger thread (curl multi) pings N units"},
+    {"ingest", lf_bench_ingest, "pushed event batches over HTTP into a real hub"},
+    {"projection", lf_bench_projection,
+     "projection rebuild events/s per projection on a generated store (lockerfleet rebuild)"},
 };
 
 static void usage(FILE *f)

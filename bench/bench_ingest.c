@@ -1,0 +1,216 @@
+/*
+ * bench_ingest.c — 'lockerfleet bench ingest [--units U] [--batches B]
+ * [--batch N] [--store URL]'.
+ *
+ * Starts a real hub as a child process (this binary, 'hub', a temp data
+ * dir, the embedded SQLite store: every acknowledged batch is durable),
+ * registers U units, then U threads push B batches of N events each over
+ * HTTP (POST /v1/units/{name}/events, keep-alive), like U units pushing at
+ * once. Bodies are built before the clock starts. Reports events/s from
+ * the first send to the last acknowledgement, and checks every unit's
+ * acked_seq. 429 answers are retried after Retry-After, as units do.
+ */
+#include "bench_ingest.h"
+#include "cli/cli.h"
+#include "http/client.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define ADMIN "bench-admin-token-0123456789abcdef"
+
+typedef struct {
+    char name[32];
+    char token[80];
+    char *url;
+    char **bodies;
+    int64_t nbatches, batch, acked, retries;
+    int failed;
+} worker;
+
+static void *push_main(void *arg)
+{
+    worker *w = arg;
+    for (int64_t b = 0; b < w->nbatches && !w->failed;) {
+        lf_http_result r;
+        lf_http_opts o = {.bearer = w->token, .timeout_ms = 60000};
+        int rc = lf_http_call("POST", w->url, w->bodies[b], &o, &r);
+        if (rc == 0 && r.status == 200) {
+            json_t *j = json_loadb(r.body.data, r.body.len, 0, NULL);
+            w->acked = json_integer_value(json_object_get(j, "acked_seq"));
+            json_decref(j);
+            b++;
+        } else if (rc == 0 && (r.status == 429 || r.status == 503)) {
+            w->retries++;
+            lf_sleep_ms(5); /* a bench: retry soon, not after a whole second */
+        } else {
+            fprintf(stderr, "%s: batch %lld: %s %ld %.*s\n", w->name, (long long)b, lf_strerror(rc),
+                    r.status, (int)(r.body.len > 200 ? 200 : r.body.len),
+                    r.body.data ? r.body.data : "");
+            w->failed = 1;
+        }
+        lf_http_result_free(&r);
+    }
+    return NULL;
+}
+
+static pid_t start_hub(const char *dir, const char *store, char *url, size_t urllen)
+{
+    int fds[2];
+    if (pipe(fds)) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        char *args[20];
+        int k = 0;
+        args[k++] = "lockerfleet";
+        args[k++] = "hub";
+        args[k++] = "--listen";
+        args[k++] = "127.0.0.1:0";
+        args[k++] = "--data";
+        args[k++] = (char *)dir;
+        args[k++] = "--admin-token";
+        args[k++] = ADMIN;
+        args[k++] = "--log-level";
+        args[k++] = "warn";
+        args[k++] = "--ingest-inflight";
+        args[k++] = "128";
+        if (store) {
+            args[k++] = "--store";
+            args[k++] = (char *)store;
+        }
+        args[k] = NULL;
+        execv("/proc/self/exe", args);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[512];
+    url[0] = '\0';
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "listening on ", 13) == 0) {
+            snprintf(url, urllen, "%.200s", line + 13);
+            url[strcspn(url, "\r\n")] = '\0';
+            break;
+        }
+    }
+    /* keep the pipe open (drained by nobody; the hub prints little) */
+    return pid;
+}
+
+int lf_bench_ingest(int argc, char **argv)
+{
+    int64_t units = 100, batches = 10, batch = 500;
+    const char *store = NULL;
+    const lf_opt opts[] = {
+        {"units", LF_OPT_INT, &units, "concurrent units (default 100)"},
+        {"batches", LF_OPT_INT, &batches, "batches per unit (default 10)"},
+        {"batch", LF_OPT_INT, &batch, "events per batch (default 500, max 1000)"},
+        {"store", LF_OPT_STR, &store, "store URL for the hub (default its sqlite file)"},
+        {0},
+    };
+    int rc = lf_opts_parse("lockerfleet bench ingest [options]", opts, argc, argv, NULL, 0, NULL);
+    if (rc) return rc == 1 ? 0 : 2;
+    if (units < 1 || units > 1000 || batches < 1 || batch < 1 || batch > 1000) return 2;
+    lf_init();
+    lf_http_client_global_init();
+    char dir[] = "/tmp/lf-bench-ingest-XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    char url[256];
+    pid_t pid = start_hub(dir, store, url, sizeof url);
+    int ret = 1;
+    worker *w = lf_xcalloc((size_t)units, sizeof *w);
+    pthread_t *th = lf_xcalloc((size_t)units, sizeof *th);
+    if (pid <= 0 || !url[0]) {
+        fprintf(stderr, "bench ingest: the hub did not start\n");
+        goto out;
+    }
+    lf_http_opts admin = {.bearer = ADMIN};
+    for (int64_t u = 0; u < units; u++) {
+        worker *x = &w[u];
+        snprintf(x->name, sizeof x->name, "bench-%04lld", (long long)u);
+        char *reg = lf_asprintf("{\"name\":\"%s\",\"display_name\":\"%s\",\"presence\":"
+                                "\"heartbeat\",\"lockers\":[{\"id\":\"A01\",\"size\":\"S\"}]}",
+                                x->name, x->name);
+        char *ru = lf_asprintf("%s/v1/units", url);
+        lf_http_result r;
+        int c = lf_http_call("POST", ru, reg, &admin, &r);
+        json_t *j = c == 0 && r.status == 201 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
+        if (j)
+            snprintf(x->token, sizeof x->token, "%s",
+                     json_string_value(json_object_get(j, "token")));
+        json_decref(j);
+        lf_http_result_free(&r);
+        free(reg);
+        free(ru);
+        if (!x->token[0]) {
+            fprintf(stderr, "bench ingest: registering %s failed\n", x->name);
+            goto out;
+        }
+        x->url = lf_asprintf("%s/v1/units/%s/events", url, x->name);
+        x->nbatches = batches;
+        x->batch = batch;
+        x->bodies = lf_xcalloc((size_t)batches, sizeof *x->bodies);
+        char t[LF_TIME_LEN];
+        lf_time_format(lf_now_ms(), t);
+        for (int64_t b = 0; b < batches; b++) {
+            lf_buf body;
+            lf_buf_init(&body, 0);
+            lf_buf_printf(&body, "{\"events\":[");
+            for (int64_t i = 0; i < batch; i++) {
+                char id[LF_UUID_LEN];
+                lf_uuid_v4(id);
+                int64_t seq = b * batch + i + 1;
+                lf_buf_printf(&body,
+                              "%s{\"seq\":%lld,\"id\":\"%s\",\"type\":\"DoorOpened\",\"time\":"
+                              "\"%s\",\"data\":{\"locker\":\"A01\",\"reason\":\"rental\"}}",
+                              i ? "," : "", (long long)seq, id, t);
+            }
+            lf_buf_printf(&body, "]}");
+            lf_buf_append(&body, "", 1);
+            x->bodies[b] = body.data;
+        }
+    }
+    int64_t total = units * batches * batch;
+    printf("ingest: %lld units x %lld batches x %lld events = %lld events, hub %s (pid %d)\n",
+           (long long)units, (long long)batches, (long long)batch, (long long)total, url, (int)pid);
+    int64_t t0 = lf_mono_us();
+    for (int64_t u = 0; u < units; u++)
+        pthread_create(&th[u], NULL, push_main, &w[u]);
+    for (int64_t u = 0; u < units; u++)
+        pthread_join(th[u], NULL);
+    double s = (double)(lf_mono_us() - t0) / 1e6;
+    int64_t retries = 0;
+    ret = 0;
+    for (int64_t u = 0; u < units; u++) {
+        retries += w[u].retries;
+        if (w[u].failed || w[u].acked != batches * batch) ret = 1;
+    }
+    printf("ingest: %lld events in %.3f s = %.0f events/s (%lld 429/503 retries)%s\n",
+           (long long)total, s, (double)total / s, (long long)retries,
+           ret ? " -- SOME UNITS FAILED" : ", every unit acked in full");
+out:
+    for (int64_t u = 0; u < units; u++) {
+        for (int64_t b = 0; w[u].bodies && b < batches; b++)
+            free(w[u].bodies[b]);
+        free(w[u].bodies);
+        free(w[u].url);
+    }
+    free(w);
+    free(th);
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+    }
+    char *rm = lf_asprintf("rm -rf '%s'", dir);
+    if (system(rm) != 0) fprintf(stderr, "bench ingest: could not remove %s\n", dir);
+    free(rm);
+    return ret;
+}

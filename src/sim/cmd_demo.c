@@ -38,7 +38,8 @@
 
 #define DEMO_HUB_READY_MS 60000  /* hub start: open store, replay registry */
 #define DEMO_SIM_READY_MS 300000 /* sim start: register N units */
-#define DEMO_STOP_MS 15000       /* SIGTERM -> SIGKILL */
+#define DEMO_STOP_MS 20000       /* SIGTERM -> SIGKILL */
+#define DEMO_SIM_HEAD_START_MS 2000
 
 static volatile sig_atomic_t demo_stop_sig;
 
@@ -195,19 +196,35 @@ static void child_describe_exit(const demo_child *c, char *buf, size_t n)
         snprintf(buf, n, "status %d", c->status);
 }
 
-/* SIGTERM, wait up to DEMO_STOP_MS, then SIGKILL. */
-static void child_stop(demo_child *c)
+/* Stops the sim, then the hub: SIGTERM to the sim first (so the hub does
+ * not spend its time on a fleet that is going away), SIGTERM to the hub
+ * once the sim is gone or after DEMO_SIM_HEAD_START_MS (the two hold
+ * keep-alive connections to each other, so each one's graceful stop goes
+ * faster when the other stops too), then SIGKILL whatever is still there
+ * after DEMO_STOP_MS. */
+static void children_stop(demo_child *sim, demo_child *hub)
 {
-    if (child_gone(c)) return;
-    kill(c->pid, SIGTERM);
-    int64_t deadline = lf_mono_ms() + DEMO_STOP_MS;
-    while (!child_gone(c)) {
-        if (lf_mono_ms() > deadline) {
-            fprintf(stderr, "demo: the %s did not stop within %d s; killing it\n", c->what,
-                    DEMO_STOP_MS / 1000);
-            kill(c->pid, SIGKILL);
-            waitpid(c->pid, &c->status, 0);
-            c->pid = 0;
+    if (!child_gone(sim)) kill(sim->pid, SIGTERM);
+    int64_t t0 = lf_mono_ms();
+    bool hub_told = false;
+    for (;;) {
+        bool sim_gone = child_gone(sim), hub_gone = child_gone(hub);
+        if (sim_gone && hub_gone) break;
+        int64_t now = lf_mono_ms();
+        if (!hub_told && !hub_gone && (sim_gone || now - t0 > DEMO_SIM_HEAD_START_MS)) {
+            kill(hub->pid, SIGTERM);
+            hub_told = true;
+        }
+        if (now - t0 > DEMO_STOP_MS) {
+            demo_child *cs[2] = {sim, hub};
+            for (int i = 0; i < 2; i++) {
+                if (child_gone(cs[i])) continue;
+                fprintf(stderr, "demo: the %s did not stop within %d s; killing it\n", cs[i]->what,
+                        DEMO_STOP_MS / 1000);
+                kill(cs[i]->pid, SIGKILL);
+                waitpid(cs[i]->pid, &cs[i]->status, 0);
+                cs[i]->pid = 0;
+            }
             break;
         }
         lf_sleep_ms(50);
@@ -368,19 +385,11 @@ int lf_cmd_demo(int argc, char **argv)
     printf("demo: data in %s (%s admin token)\n", data, created ? "new" : "existing");
     printf("demo: starting the hub on %s (log: %s)\n", listen, hub.log_path);
     fflush(stdout);
-    char *hub_args[] = {"lockerfleet",
-                        "hub",
-                        "--listen",
-                        (char *)listen,
-                        "--data",
-                        hub_dir,
-                        "--admin-token",
-                        token,
-                        "--ping-interval",
-                        s_pi,
-                        "--ping-timeout",
-                        s_pt,
-                        NULL};
+    /* clang-format off */
+    char *hub_args[] = {"lockerfleet", "hub", "--listen", (char *)listen, "--data", hub_dir,
+                        "--admin-token", token, "--ping-interval", s_pi, "--ping-timeout", s_pt,
+                        "--quiet-http", NULL};
+    /* clang-format on */
     if (child_start(&hub, hub_args)) {
         fprintf(stderr, "lockerfleet demo: %s\n", lf_err_get());
         goto out;
@@ -415,10 +424,11 @@ int lf_cmd_demo(int argc, char **argv)
            sim.log_path);
     fflush(stdout);
     hub_url = lf_strdup(base);
-    char *sim_args[] = {"lockerfleet", "sim",     "--hub",  hub_url,    "--admin-token",
-                        token,         "--units", s_units,  "--listen", (char *)sim_listen,
-                        "--data",      sim_dir,   "--seed", s_seed,     "--offline-fraction",
-                        s_off,         NULL};
+    /* clang-format off */
+    char *sim_args[] = {"lockerfleet", "sim", "--hub", hub_url, "--admin-token", token,
+                        "--units", s_units, "--listen", (char *)sim_listen, "--data", sim_dir,
+                        "--seed", s_seed, "--offline-fraction", s_off, NULL};
+    /* clang-format on */
     if (child_start(&sim, sim_args)) {
         fprintf(stderr, "lockerfleet demo: %s\n", lf_err_get());
         goto stop;
@@ -458,8 +468,7 @@ child_died:
                 how);
         child_log_tail(dead, 20);
     }
-    child_stop(&sim);
-    child_stop(&hub);
+    children_stop(&sim, &hub);
     status = 1;
     goto out;
 
@@ -469,8 +478,7 @@ stop:
         printf("\ndemo: %s received; stopping the sim and the hub\n", strsignal(demo_stop_sig));
         fflush(stdout);
     }
-    child_stop(&sim);
-    child_stop(&hub);
+    children_stop(&sim, &hub);
     if (stopping) {
         printf("demo: stopped; run the same command again to resume on %s\n", data);
         status = 0;

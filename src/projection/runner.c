@@ -281,14 +281,16 @@ out:
 
 /* Applies events [0, n) of l in one transaction with the checkpoint. */
 static int apply_batch(sqlite3 *db, struct stmt_cache *cache, const lf_projection_def *def,
-                       const lf_event *ev, size_t n, int64_t *pos)
+                       const lf_event *ev, size_t n, int64_t *pos, size_t *bad)
 {
     int rc = 0;
+    if (bad) *bad = n;
     tls_cache = cache;
     if ((rc = exec(db, "BEGIN IMMEDIATE"))) goto out;
     for (size_t i = 0; i < n; i++) {
         rc = def->apply(db, &ev[i], def->ctx);
         if (rc) {
+            if (bad) *bad = i;
             char detail[512];
             snprintf(detail, sizeof detail, "%s", lf_err_get());
             lf_err_set("%s at position %lld (%s): %s", def->name, (long long)ev[i].position,
@@ -700,16 +702,24 @@ static void *live_thread(void *arg)
         int stale = p->position != pos || p->paused; /* swapped meanwhile */
         pthread_mutex_unlock(&p->mu);
         int64_t newpos = pos;
-        if (!stale) rc = apply_batch(p->db, &p->cache, p->def, l.ev, l.n, &newpos);
+        size_t bad = l.n;
+        if (!stale) rc = apply_batch(p->db, &p->cache, p->def, l.ev, l.n, &newpos, &bad);
+        if (rc && bad > 0 && bad < l.n) {
+            /* Keep the events before the bad one: the checkpoint then
+             * points exactly at the event that failed. */
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", lf_err_get());
+            apply_batch(p->db, &p->cache, p->def, l.ev, bad, &newpos, NULL);
+            lf_err_set("%s", msg);
+        }
         pthread_mutex_unlock(&p->apply_mu);
         if (stale) continue;
         pthread_mutex_lock(&p->mu);
+        p->position = newpos;
         if (rc) {
             p->failed = 1;
             snprintf(p->error, sizeof p->error, "%s", lf_err_get());
             LF_ERROR("projection", "%s failed: %s", p->def->name, p->error);
-        } else {
-            p->position = newpos;
         }
         pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->mu);

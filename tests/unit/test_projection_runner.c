@@ -1,0 +1,222 @@
+/*
+ * test_projection_runner.c — the projection runner: catch-up then live,
+ * checkpoint with the rows, wait for a position, rebuild while live with
+ * an equal digest, version bump rebuilds at start, a failing apply stops
+ * only its projection.
+ */
+#include "projection/projection.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int count_apply(sqlite3 *db, const lf_event *ev, void *ctx)
+{
+    (void)ctx;
+    if (strcmp(ev->type, "Tick") != 0) return 0;
+    sqlite3_stmt *st = lf_projection_stmt(db, "INSERT INTO ticks(stream, n) VALUES (?, 1)"
+                                              " ON CONFLICT(stream) DO UPDATE SET n = n + 1");
+    if (!st) return LF_EIO;
+    sqlite3_bind_text(st, 1, ev->stream, -1, SQLITE_STATIC);
+    return sqlite3_step(st) == SQLITE_DONE ? 0 : LF_EIO;
+}
+
+static int fail_apply(sqlite3 *db, const lf_event *ev, void *ctx)
+{
+    (void)db;
+    (void)ctx;
+    return strcmp(ev->type, "Poison") == 0 ? LF_EINVAL : 0;
+}
+
+static const char schema[] = "CREATE TABLE ticks(stream TEXT PRIMARY KEY, n INTEGER NOT NULL);";
+static const lf_projection_def counter_v1 = {"counter", 1, schema, count_apply, NULL};
+static const lf_projection_def counter_v2 = {"counter", 2, schema, count_apply, NULL};
+static const lf_projection_def fragile = {"fragile", 1, "CREATE TABLE x(a);", fail_apply, NULL};
+
+struct fx {
+    char dir[64];
+    lf_store *st;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/lf-proj-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char url[128], err[256];
+    snprintf(url, sizeof url, "sqlite:%s/events.db", f->dir);
+    assert_int_equal(lf_store_open(url, &f->st, err, sizeof err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    lf_store_close(f->st);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static int64_t append_ticks(lf_store *st, const char *stream, int n)
+{
+    lf_append_result r = {0};
+    for (int i = 0; i < n; i++) {
+        lf_event_in ev = {.type = "Tick", .data = "{}"};
+        assert_int_equal(lf_store_append(st, stream, LF_EXPECT_ANY, &ev, 1, &r), 0);
+    }
+    return r.last_position;
+}
+
+static int64_t ticks(lf_projections *p, const char *stream)
+{
+    sqlite3 *db = lf_projection_reader(p, "counter");
+    assert_non_null(db);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT n FROM ticks WHERE stream = ?", -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, stream, -1, SQLITE_STATIC);
+    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    lf_projection_reader_put(p, "counter", db);
+    return n;
+}
+
+static json_t *status_of(lf_projections *p, const char *name)
+{
+    json_t *all = lf_projections_status(p), *v, *out = NULL;
+    size_t i;
+    json_array_foreach(all, i, v) if (strcmp(json_string_value(json_object_get(v, "name")), name) ==
+                                      0) out = json_incref(v);
+    json_decref(all);
+    return out;
+}
+
+static int64_t status_int(lf_projections *p, const char *name, const char *key)
+{
+    json_t *s = status_of(p, name);
+    int64_t v = json_integer_value(json_object_get(s, key));
+    json_decref(s);
+    return v;
+}
+
+static void test_catch_up_then_live(void **state)
+{
+    struct fx *f = *state;
+    append_ticks(f->st, "a", 100);
+    const lf_projection_def *defs[] = {&counter_v1};
+    lf_projections *p = lf_projections_start(f->st, f->dir, defs, 1);
+    assert_non_null(p);
+    assert_int_equal(lf_projections_wait(p, "counter", 100, 20000), 0);
+    assert_int_equal(ticks(p, "a"), 100);
+    int64_t last = append_ticks(f->st, "b", 7);
+    assert_int_equal(lf_projections_wait(p, "counter", last, 20000), 0);
+    assert_int_equal(ticks(p, "b"), 7);
+    assert_int_equal(lf_projections_wait(p, "counter", last + 1, 100), LF_ETIMEDOUT);
+    assert_int_equal(lf_projections_wait(p, "nope", 1, 100), LF_ENOTFOUND);
+    lf_projections_stop(p);
+    /* Restart: resumes from the checkpoint, no event applied twice. */
+    last = append_ticks(f->st, "a", 5);
+    p = lf_projections_start(f->st, f->dir, defs, 1);
+    assert_int_equal(lf_projections_wait(p, "counter", last, 20000), 0);
+    assert_int_equal(ticks(p, "a"), 105);
+    lf_projections_stop(p);
+}
+
+static void test_rebuild_while_live(void **state)
+{
+    struct fx *f = *state;
+    append_ticks(f->st, "a", 300);
+    const lf_projection_def *defs[] = {&counter_v1};
+    lf_projections *p = lf_projections_start(f->st, f->dir, defs, 1);
+    assert_int_equal(lf_projections_wait(p, "counter", 300, 20000), 0);
+    char before[65], after[65];
+    assert_int_equal(lf_projection_digest(p, "counter", before), 0);
+    assert_int_equal(status_int(p, "counter", "generation"), 1);
+    assert_int_equal(lf_projections_rebuild(p, "counter"), 0);
+    assert_int_equal(lf_projections_rebuild(p, "nope"), LF_ENOTFOUND);
+    /* Appends during the rebuild must land in the swapped-in file too. */
+    int64_t last = append_ticks(f->st, "c", 50);
+    for (int i = 0; i < 400 && status_int(p, "counter", "generation") < 2; i++)
+        lf_sleep_ms(50);
+    assert_int_equal(status_int(p, "counter", "generation"), 2);
+    assert_int_equal(lf_projections_wait(p, "counter", last, 20000), 0);
+    assert_int_equal(ticks(p, "a"), 300);
+    assert_int_equal(ticks(p, "c"), 50);
+    lf_projections_stop(p);
+    /* A rebuilt-from-scratch copy (offline) has the same digest. */
+    p = lf_projections_start(f->st, f->dir, defs, 1);
+    assert_int_equal(lf_projections_wait(p, "counter", last, 20000), 0);
+    assert_int_equal(lf_projection_digest(p, "counter", before), 0);
+    lf_projections_stop(p);
+    assert_int_equal(lf_projection_rebuild_offline(f->st, f->dir, &counter_v1), 0);
+    p = lf_projections_start(f->st, f->dir, defs, 1);
+    assert_int_equal(lf_projection_digest(p, "counter", after), 0);
+    assert_string_equal(before, after);
+    assert_int_equal(status_int(p, "counter", "generation"), 3);
+    lf_projections_stop(p);
+}
+
+static void test_version_bump_rebuilds(void **state)
+{
+    struct fx *f = *state;
+    int64_t last = append_ticks(f->st, "a", 40);
+    const lf_projection_def *v1[] = {&counter_v1}, *v2[] = {&counter_v2};
+    lf_projections *p = lf_projections_start(f->st, f->dir, v1, 1);
+    assert_int_equal(lf_projections_wait(p, "counter", last, 20000), 0);
+    lf_projections_stop(p);
+    p = lf_projections_start(f->st, f->dir, v2, 1);
+    assert_non_null(p);
+    for (int i = 0; i < 400 && status_int(p, "counter", "generation") < 2; i++)
+        lf_sleep_ms(50);
+    assert_int_equal(status_int(p, "counter", "generation"), 2);
+    assert_int_equal(lf_projections_wait(p, "counter", last, 20000), 0);
+    assert_int_equal(ticks(p, "a"), 40);
+    lf_projections_stop(p);
+}
+
+static void test_failure_is_contained(void **state)
+{
+    struct fx *f = *state;
+    append_ticks(f->st, "a", 3);
+    lf_event_in poison = {.type = "Poison", .data = "{}"};
+    assert_int_equal(lf_store_append(f->st, "z", LF_EXPECT_ANY, &poison, 1, NULL), 0);
+    int64_t last = append_ticks(f->st, "a", 3);
+    const lf_projection_def *defs[] = {&counter_v1, &fragile};
+    lf_projections *p = lf_projections_start(f->st, f->dir, defs, 2);
+    assert_int_equal(lf_projections_wait(p, "counter", last, 20000), 0);
+    assert_int_equal(ticks(p, "a"), 6);
+    json_t *s = NULL;
+    for (int i = 0; i < 200; i++) {
+        json_decref(s);
+        s = status_of(p, "fragile");
+        if (strcmp(json_string_value(json_object_get(s, "state")), "failed") == 0) break;
+        lf_sleep_ms(50);
+    }
+    assert_string_equal(json_string_value(json_object_get(s, "state")), "failed");
+    assert_int_equal(json_integer_value(json_object_get(s, "position")), 3);
+    assert_non_null(strstr(json_string_value(json_object_get(s, "error")), "Poison"));
+    json_decref(s);
+    lf_projections_stop(p);
+}
+
+int main(void)
+{
+    lf_init();
+    lf_log_set_level(LF_LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_catch_up_then_live, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_while_live, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_bump_rebuilds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_is_contained, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -244,6 +244,37 @@ static void log_line(lf_http_server *s, const char *method, const char *url, int
     lf_log(LF_LOG_INFO, s->component, "%s %s %d %.1fms rid=%s", method, safe, status, ms, rid);
 }
 
+/* URL unescaping for the path and the query (MHD_OPTION_UNESCAPE_CALLBACK):
+ * like MHD's own, except that %00 is left as the three characters "%00".
+ * Decoded, a NUL would silently cut a path segment or a query value short
+ * in every C string that follows ("bad-u%00x" read as "bad-u"); kept, it is
+ * just an invalid character that the handlers' checks reject. */
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo)) {
+            *w++ = (char)(hi * 16 + lo);
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -392,16 +423,17 @@ lf_http_server *lf_http_start(const lf_http_config *cfg, lf_http_handler h, void
             flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
             (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
             MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-            MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
-            (unsigned)4096, MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
-            s->key_pem, MHD_OPTION_END);
+            MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_THREAD_STACK_SIZE,
+            (size_t)(512 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
+            MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem, MHD_OPTION_HTTPS_MEM_KEY, s->key_pem,
+            MHD_OPTION_END);
     } else {
-        s->d =
-            MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                             (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                             MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
-                             (unsigned)120, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
-                             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
+        s->d = MHD_start_daemon(
+            flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+            (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+            MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+            MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+            (unsigned)4096, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_END);
     }
     if (!s->d) {
         lf_err_set("cannot listen on %s (address in use or not permitted)", cfg->listen);

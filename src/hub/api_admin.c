@@ -415,7 +415,7 @@ static void units_list(lf_ctx *c)
                       "query parameter 'shard' must be 1..4 lowercase hex digits");
         goto out;
     }
-    if (after && strlen(after) > 64) {
+    if (after && after[0] && !lf_name_valid(after)) {
         lf_http_error(c->resp, 400, "invalid_parameter", "query parameter 'after' is a unit name");
         goto out;
     }

@@ -143,10 +143,12 @@ int lf_fleet_batch_parse(json_t *events, size_t max, lf_fleet_uevent *out, size_
         if (!json_is_integer(seq) || json_integer_value(seq) < 1) {
             f = "seq";
             snprintf(msg, msglen, "must be a positive integer");
-        } else if (i > 0 && json_integer_value(seq) != out[0].seq + (int64_t)i) {
+        } else if (i > 0 && json_integer_value(seq) - (int64_t)i != out[0].seq) {
+            /* seq >= 1 and i < max: the subtraction cannot overflow, the
+             * sum out[0].seq + i could (a seq near INT64_MAX) */
             f = "seq";
-            snprintf(msg, msglen, "must be %lld (seqs in a batch are consecutive)",
-                     (long long)(out[0].seq + (int64_t)i));
+            snprintf(msg, msglen, "must be %llu (seqs in a batch are consecutive)",
+                     (unsigned long long)out[0].seq + i);
         } else if (!json_is_string(id) || !lf_uuid_valid(json_string_value(id))) {
             f = "id";
             snprintf(msg, msglen, "must be a UUID");

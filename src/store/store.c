@@ -515,6 +515,71 @@ int lf_store_wait(lf_store *s, int64_t after, int timeout_ms)
     }
 }
 
+/* ---- leases ---------------------------------------------------------- */
+static int lease_name_ok(const char *v, int allow_empty, const char *what)
+{
+    size_t n = v ? strlen(v) : 0;
+    int ok = v && (allow_empty || n >= 1) && n <= LF_LEASE_NAME_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+             (v[i] >= '0' && v[i] <= '9') || v[i] == '.' || v[i] == '_' || v[i] == '-';
+    if (!ok) lf_err_set("lease %s must be 1..%d bytes of [A-Za-z0-9._-]", what, LF_LEASE_NAME_MAX);
+    return ok ? 0 : LF_EINVAL;
+}
+
+int lf_store_lease(lf_store *s, const char *name, const char *owner, int64_t ttl_ms, lf_lease *out)
+{
+    lf_lease local;
+    int rc;
+    if ((rc = lease_name_ok(name, 0, "name")) || (rc = lease_name_ok(owner, 0, "owner"))) return rc;
+    if (ttl_ms < 1 || ttl_ms > 86400000) {
+        lf_err_set("lease ttl must be 1 ms..1 day");
+        return LF_EINVAL;
+    }
+    if (!s->ops->lease) {
+        lf_err_set("the %s store has no leases", s->ops->name);
+        return LF_EUNSUPPORTED;
+    }
+    if (!out) out = &local;
+    memset(out, 0, sizeof *out);
+    return s->ops->lease(s->impl, name, owner, ttl_ms, out);
+}
+
+int lf_store_lease_release(lf_store *s, const char *name, const char *owner)
+{
+    int rc;
+    if ((rc = lease_name_ok(name, 0, "name")) || (rc = lease_name_ok(owner, 0, "owner"))) return rc;
+    if (!s->ops->lease_release) {
+        lf_err_set("the %s store has no leases", s->ops->name);
+        return LF_EUNSUPPORTED;
+    }
+    return s->ops->lease_release(s->impl, name, owner);
+}
+
+int lf_store_lease_list(lf_store *s, const char *prefix, lf_lease *out, size_t max, size_t *n)
+{
+    int rc;
+    *n = 0;
+    if (!prefix) prefix = "";
+    if ((rc = lease_name_ok(prefix, 1, "prefix"))) return rc;
+    if (!s->ops->lease_list) {
+        lf_err_set("the %s store has no leases", s->ops->name);
+        return LF_EUNSUPPORTED;
+    }
+    if (max == 0) return 0;
+    return s->ops->lease_list(s->impl, prefix, out, max, n);
+}
+
+static int lease_cmp(const void *a, const void *b)
+{
+    return strcmp(((const lf_lease *)a)->name, ((const lf_lease *)b)->name);
+}
+
+void lf_store_lease_sort(lf_lease *l, size_t n)
+{
+    if (n > 1) qsort(l, n, sizeof *l, lease_cmp);
+}
+
 /* ---- subscriptions --------------------------------------------------- */
 struct lf_subscription {
     lf_store *store;

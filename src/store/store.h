@@ -156,4 +156,34 @@ lf_event *lf_event_list_push(lf_event_list *l);
  * detail and returns LF_EINVAL on bad input. */
 int lf_store_validate(const char *stream, int64_t expected, const lf_event_in *evs, size_t n);
 
+/* ---- leases ------------------------------------------------------------
+ * Coordination state kept beside the log in the same engine (NOT events:
+ * leases are mutable and expire). A lease is a name held by one owner until
+ * an expiry measured on the engine's clock where it has one (postgres:
+ * now() of the server; redis: TIME inside the script; sqlite: this
+ * machine's clock; nats: the clients' clocks, see docs/ARCHITECTURE.md).
+ * Names and owners: 1..LF_LEASE_NAME_MAX bytes of [A-Za-z0-9._-].
+ * Backends without leases answer LF_EUNSUPPORTED. */
+#define LF_LEASE_NAME_MAX 64
+
+typedef struct {
+    char name[LF_LEASE_NAME_MAX + 1];
+    char owner[LF_LEASE_NAME_MAX + 1];
+    int64_t left_ms; /* time to expiry when read (engine clock), > 0 if live */
+} lf_lease;
+
+/* Acquire-or-renew, atomically: succeeds (0) if the lease is free, expired
+ * or already held by owner, and then holds it for ttl_ms (>= 1) from now.
+ * If another owner holds it, returns LF_ECONFLICT. Either way *out (may be
+ * NULL) tells the holder and its time left. */
+int lf_store_lease(lf_store *s, const char *name, const char *owner, int64_t ttl_ms,
+                   lf_lease *out);
+
+/* Gives the lease up if owner holds it (0 also when it did not). */
+int lf_store_lease_release(lf_store *s, const char *name, const char *owner);
+
+/* The live (unexpired) leases whose name starts with prefix ("" = all),
+ * sorted by name, at most max of them into out[]; *n = how many. */
+int lf_store_lease_list(lf_store *s, const char *prefix, lf_lease *out, size_t max, size_t *n);
+
 #endif

@@ -25,11 +25,31 @@ typedef struct lf_store_ops {
     /* Block until head > after, timeout, or close. May wake spuriously
      * (store.c re-checks). NULL: store.c polls head every few ms. */
     int (*wait)(void *impl, int64_t after, int timeout_ms);
+    /* Leases (optional; NULL: LF_EUNSUPPORTED). Names, owners and the ttl
+     * are checked by store.c; see lf_store_lease*. lease fills *out (never
+     * NULL here); lease_list returns live leases sorted by name. */
+    int (*lease)(void *impl, const char *name, const char *owner, int64_t ttl_ms, lf_lease *out);
+    int (*lease_release)(void *impl, const char *name, const char *owner);
+    int (*lease_list)(void *impl, const char *prefix, lf_lease *out, size_t max, size_t *n);
 } lf_store_ops;
+
+/* Sorts leases by name (for backends that cannot ask the engine to). */
+void lf_store_lease_sort(lf_lease *l, size_t n);
 
 extern const lf_store_ops lf_store_sqlite_ops;
 extern const lf_store_ops lf_store_postgres_ops;
 extern const lf_store_ops lf_store_nats_ops;
 extern const lf_store_ops lf_store_redis_ops;
+
+/* The sqlite backend's leases (store_sqlite_lease.c): a connection of their
+ * own on the same file. */
+typedef struct lf_sqlite_leases lf_sqlite_leases;
+lf_sqlite_leases *lf_sqlite_leases_new(const char *path);
+void lf_sqlite_leases_free(lf_sqlite_leases *l);
+int lf_sqlite_lease(lf_sqlite_leases *l, const char *name, const char *owner, int64_t ttl_ms,
+                    lf_lease *out);
+int lf_sqlite_lease_release(lf_sqlite_leases *l, const char *name, const char *owner);
+int lf_sqlite_lease_list(lf_sqlite_leases *l, const char *prefix, lf_lease *out, size_t max,
+                         size_t *n);
 
 #endif

@@ -77,6 +77,7 @@ typedef struct {
     pthread_cond_t head_cond;
     int closing;
     int64_t head;
+    kvStore *leases; /* the "<NAME>_LEASES" KV bucket, opened on first use */
 } nt_store;
 
 /* One reply of the message-get API. */
@@ -516,6 +517,7 @@ static void nt_close(void *impl)
         natsSubscription_Unsubscribe(s->stored_sub);
         natsSubscription_Destroy(s->stored_sub);
     }
+    if (s->leases) kvStore_Destroy(s->leases);
     if (s->js) jsCtx_Destroy(s->js);
     if (s->nc) {
         natsConnection_Close(s->nc);
@@ -874,6 +876,148 @@ static int nt_wait(void *impl, int64_t after, int timeout_ms)
     return rc;
 }
 
+/* ---- leases ----------------------------------------------------------
+ * A KV bucket "<NAME>_LEASES" (history 1, the stream's replicas), key =
+ * lease name, value "<expires ms> <owner>". Acquire-or-renew reads the
+ * entry and writes it back with kvStore_Update at the revision it read
+ * (kvStore_Create when there is none): JetStream refuses the write if
+ * anyone wrote in between, so two racers cannot both win. Expiry is judged
+ * with the clients' wall clocks (JetStream 2.9 has no per-key TTL nor a
+ * server clock to ask): nodes must keep their clocks in step (NTP) to well
+ * under the ttl. Release overwrites the entry with an expired one. */
+static int leases_kv(nt_store *s, kvStore **out)
+{
+    pthread_mutex_lock(&s->lock);
+    natsStatus st = NATS_OK;
+    if (!s->leases) {
+        char bucket[NAME_MAX_ + 16];
+        snprintf(bucket, sizeof bucket, "%s_LEASES", s->name);
+        st = js_KeyValue(&s->leases, s->js, bucket);
+        if (st != NATS_OK) {
+            kvConfig kc;
+            kvConfig_Init(&kc);
+            kc.Bucket = bucket;
+            kc.History = 1;
+            kc.StorageType = js_FileStorage;
+            kc.Replicas = s->replicas;
+            st = js_CreateKeyValue(&s->leases, s->js, &kc);
+        }
+    }
+    *out = s->leases;
+    pthread_mutex_unlock(&s->lock);
+    return st == NATS_OK ? 0 : nt_fail(st, 0, "lease bucket");
+}
+
+/* Parses "<expires> <owner>"; 0 or LF_EIO. */
+static int lease_value(kvEntry *e, int64_t *expires, char *owner, size_t olen)
+{
+    const char *v = kvEntry_ValueString(e);
+    const char *sp = v ? strchr(v, ' ') : NULL;
+    if (!sp) return LF_EIO;
+    char num[24];
+    snprintf(num, sizeof num, "%.*s", (int)(sp - v < 23 ? sp - v : 23), v);
+    if (lf_parse_i64(num, expires)) return LF_EIO;
+    snprintf(owner, olen, "%s", sp + 1);
+    return 0;
+}
+
+static int nt_lease(void *impl, const char *name, const char *owner, int64_t ttl_ms, lf_lease *out)
+{
+    kvStore *kv;
+    int rc = leases_kv(impl, &kv);
+    if (rc) return rc;
+    snprintf(out->name, sizeof out->name, "%s", name);
+    natsStatus st = NATS_OK;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        kvEntry *e = NULL;
+        int64_t now = lf_now_ms(), expires = 0;
+        uint64_t rev = 0, newrev = 0;
+        char holder[LF_LEASE_NAME_MAX + 1] = "";
+        st = kvStore_Get(&e, kv, name);
+        if (st == NATS_OK) {
+            rev = kvEntry_Revision(e);
+            if (lease_value(e, &expires, holder, sizeof holder)) expires = 0;
+            kvEntry_Destroy(e);
+            if (strcmp(holder, owner) != 0 && expires > now) {
+                snprintf(out->owner, sizeof out->owner, "%s", holder);
+                out->left_ms = expires - now;
+                lf_err_set("lease %s is held by %s", name, holder);
+                return LF_ECONFLICT;
+            }
+        } else if (st != NATS_NOT_FOUND) {
+            return nt_fail(st, 0, "lease get");
+        }
+        char *val = lf_asprintf("%lld %s", (long long)(now + ttl_ms), owner);
+        st = rev ? kvStore_UpdateString(&newrev, kv, name, val, rev)
+                 : kvStore_CreateString(&newrev, kv, name, val);
+        free(val);
+        if (st == NATS_OK) {
+            snprintf(out->owner, sizeof out->owner, "%s", owner);
+            out->left_ms = ttl_ms;
+            return 0;
+        }
+        /* Someone wrote in between (wrong last sequence): look again. */
+    }
+    return nt_fail(st, 0, "lease write");
+}
+
+static int nt_lease_release(void *impl, const char *name, const char *owner)
+{
+    kvStore *kv;
+    int rc = leases_kv(impl, &kv);
+    if (rc) return rc;
+    kvEntry *e = NULL;
+    natsStatus st = kvStore_Get(&e, kv, name);
+    if (st == NATS_NOT_FOUND) return 0;
+    if (st != NATS_OK) return nt_fail(st, 0, "lease get");
+    int64_t expires = 0;
+    char holder[LF_LEASE_NAME_MAX + 1] = "";
+    uint64_t rev = kvEntry_Revision(e), newrev;
+    int mine = lease_value(e, &expires, holder, sizeof holder) == 0 && strcmp(holder, owner) == 0;
+    kvEntry_Destroy(e);
+    if (!mine) return 0;
+    char *val = lf_asprintf("0 %s", owner);
+    st = kvStore_UpdateString(&newrev, kv, name, val, rev);
+    free(val);
+    return 0; /* a failed CAS means someone else took it meanwhile */
+}
+
+static int nt_lease_list(void *impl, const char *prefix, lf_lease *out, size_t max, size_t *n)
+{
+    kvStore *kv;
+    int rc = leases_kv(impl, &kv);
+    if (rc) return rc;
+    kvKeysList keys = {0};
+    natsStatus st = kvStore_Keys(&keys, kv, NULL);
+    if (st == NATS_NOT_FOUND) {
+        return 0;
+    }
+    if (st != NATS_OK) return nt_fail(st, 0, "lease keys");
+    lf_lease *all = lf_xcalloc(keys.Count ? (size_t)keys.Count : 1, sizeof *all);
+    size_t k = 0;
+    int64_t now = lf_now_ms();
+    for (int i = 0; i < keys.Count; i++) {
+        if (strncmp(keys.Keys[i], prefix, strlen(prefix)) != 0) continue;
+        kvEntry *e = NULL;
+        if (kvStore_Get(&e, kv, keys.Keys[i]) != NATS_OK) {
+            continue;
+        }
+        int64_t expires = 0;
+        if (lease_value(e, &expires, all[k].owner, sizeof all[k].owner) == 0 && expires > now) {
+            snprintf(all[k].name, sizeof all[k].name, "%s", keys.Keys[i]);
+            all[k].left_ms = expires - now;
+            k++;
+        }
+        kvEntry_Destroy(e);
+    }
+    kvKeysList_Destroy(&keys);
+    lf_store_lease_sort(all, k);
+    for (size_t i = 0; i < k && *n < max; i++)
+        out[(*n)++] = all[i];
+    free(all);
+    return 0;
+}
+
 const lf_store_ops lf_store_nats_ops = {
     .name = "nats",
     .open = nt_open,
@@ -884,4 +1028,7 @@ const lf_store_ops lf_store_nats_ops = {
     .head = nt_head,
     .stream_version = nt_stream_version,
     .wait = nt_wait,
+    .lease = nt_lease,
+    .lease_release = nt_lease_release,
+    .lease_list = nt_lease_list,
 };

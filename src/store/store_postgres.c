@@ -274,6 +274,21 @@ out_nolock:
     return rc;
 }
 
+/* The lease table (not part of the event format: coordination state beside
+ * the log, see lf_store_lease). Created under the init lock because
+ * concurrent CREATE TABLE IF NOT EXISTS can fail on the catalog. */
+static int init_leases(PGconn *c)
+{
+    int rc = exec_ok(c, "SELECT pg_advisory_lock(hashtext('lf_init'))", "init lock");
+    if (rc) return rc;
+    rc = exec_ok(c,
+                 "CREATE TABLE IF NOT EXISTS lf_leases(name text PRIMARY KEY,"
+                 " owner text NOT NULL, expires timestamptz NOT NULL)",
+                 "create lf_leases");
+    exec_ok(c, "SELECT pg_advisory_unlock(hashtext('lf_init'))", "init unlock");
+    return rc;
+}
+
 /* ---- pool ------------------------------------------------------------ */
 static int conn_get(pg_store *s, int *idx)
 {
@@ -400,6 +415,10 @@ static int pg_open(const char *url, void **impl, char *err, size_t errlen)
         goto fail;
     }
     if ((rc = init_schema(s, s->pool[0].conn, err, errlen))) goto fail;
+    if ((rc = init_leases(s->pool[0].conn))) {
+        snprintf(err, errlen, "%s", lf_err_get());
+        goto fail;
+    }
     PGresult *r = PQexec(s->pool[0].conn, "SELECT coalesce(max(position), 0) FROM lf_events");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = pg_fail(s->pool[0].conn, r, "head");
@@ -640,6 +659,87 @@ static int pg_wait(void *impl, int64_t after, int timeout_ms)
     return rc;
 }
 
+/* ---- leases ----------------------------------------------------------
+ * One statement each, timed by the server's clock (clock_timestamp()), so
+ * hub nodes on machines whose clocks differ still agree on expiry. The
+ * UPSERT's WHERE makes acquire-or-renew atomic: the row lock taken by
+ * ON CONFLICT serialises racers, and only a free, expired or own lease is
+ * overwritten. */
+#define LEASE_COLS "name, owner, (extract(epoch FROM expires - clock_timestamp()) * 1000)::bigint"
+
+static void lease_row(PGresult *r, int i, lf_lease *out)
+{
+    snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, i, 0));
+    snprintf(out->owner, sizeof out->owner, "%s", PQgetvalue(r, i, 1));
+    lf_parse_i64(PQgetvalue(r, i, 2), &out->left_ms);
+}
+
+static int pg_lease(void *impl, const char *name, const char *owner, int64_t ttl_ms, lf_lease *out)
+{
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+    const char *params[3] = {name, owner, ttl};
+    PGresult *r = NULL;
+    int rc = 0;
+    /* A racer's insert committed after our snapshot shows in neither branch
+     * (zero rows): ask again. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (r) PQclear(r);
+        rc = pg_query(impl,
+                      "WITH up AS (INSERT INTO lf_leases AS l(name, owner, expires)"
+                      " VALUES($1, $2, clock_timestamp() + $3::bigint * interval '1 millisecond')"
+                      " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
+                      " expires = excluded.expires"
+                      " WHERE l.owner = excluded.owner OR l.expires <= clock_timestamp()"
+                      " RETURNING " LEASE_COLS ")"
+                      " SELECT * FROM up UNION ALL"
+                      " SELECT " LEASE_COLS " FROM lf_leases WHERE name = $1"
+                      " AND NOT EXISTS (SELECT 1 FROM up)",
+                      3, params, &r);
+        if (rc) return rc;
+        if (PQntuples(r) == 1) break;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        lf_err_set("postgres: lease %s: no row", name);
+        return LF_EIO;
+    }
+    lease_row(r, 0, out);
+    PQclear(r);
+    if (strcmp(out->owner, owner) != 0) {
+        lf_err_set("lease %s is held by %s", name, out->owner);
+        return LF_ECONFLICT;
+    }
+    return 0;
+}
+
+static int pg_lease_release(void *impl, const char *name, const char *owner)
+{
+    const char *params[2] = {name, owner};
+    PGresult *r;
+    int rc = pg_query(impl, "DELETE FROM lf_leases WHERE name = $1 AND owner = $2 RETURNING name",
+                      2, params, &r);
+    if (rc == 0) PQclear(r);
+    return rc;
+}
+
+static int pg_lease_list(void *impl, const char *prefix, lf_lease *out, size_t max, size_t *n)
+{
+    char lim[24];
+    snprintf(lim, sizeof lim, "%zu", max);
+    const char *params[2] = {prefix, lim};
+    PGresult *r;
+    int rc = pg_query(impl,
+                      "SELECT " LEASE_COLS " FROM lf_leases WHERE starts_with(name, $1)"
+                      " AND expires > clock_timestamp() ORDER BY name COLLATE \"C\" LIMIT $2",
+                      2, params, &r);
+    if (rc) return rc;
+    for (int i = 0, k = PQntuples(r); i < k && *n < max; i++)
+        lease_row(r, i, &out[(*n)++]);
+    PQclear(r);
+    return 0;
+}
+
 const lf_store_ops lf_store_postgres_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -650,4 +750,7 @@ const lf_store_ops lf_store_postgres_ops = {
     .head = pg_head,
     .stream_version = pg_stream_version,
     .wait = pg_wait,
+    .lease = pg_lease,
+    .lease_release = pg_lease_release,
+    .lease_list = pg_lease_list,
 };

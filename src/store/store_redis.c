@@ -79,6 +79,44 @@ static const char *APPEND_LUA =
     "return {'ok', h + 1, h + n, ver + n}\n";
 
 /* read_stream: the stream key gives positions, the log the events. */
+/* Leases: one hash KEYS[1] name -> "<expires ms> <owner>", timed by the
+ * server's clock (TIME; allowed in scripts since Redis 5's effects
+ * replication). ARGV: op, name/prefix, owner, ttl. Replies are strings. */
+static const char *LEASE_LUA =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local op, name = ARGV[1], ARGV[2]\n"
+    "local function split(v)\n"
+    "  local e, o = string.match(v, '^(%d+) (.*)$')\n"
+    "  return tonumber(e), o\n"
+    "end\n"
+    "if op == 'get' then\n"
+    "  local owner, ttl = ARGV[3], tonumber(ARGV[4])\n"
+    "  local v = redis.call('HGET', KEYS[1], name)\n"
+    "  if v then\n"
+    "    local e, o = split(v)\n"
+    "    if o ~= owner and e > now then return {o, string.format('%d', e - now)} end\n"
+    "  end\n"
+    "  redis.call('HSET', KEYS[1], name, string.format('%d', now + ttl) .. ' ' .. owner)\n"
+    "  return {owner, string.format('%d', ttl)}\n"
+    "elseif op == 'rel' then\n"
+    "  local v = redis.call('HGET', KEYS[1], name)\n"
+    "  if v then\n"
+    "    local e, o = split(v)\n"
+    "    if o == ARGV[3] then redis.call('HDEL', KEYS[1], name) end\n"
+    "  end\n"
+    "  return {}\n"
+    "end\n"
+    "local all, out = redis.call('HGETALL', KEYS[1]), {}\n"
+    "for i = 1, #all, 2 do\n"
+    "  local e, o = split(all[i + 1])\n"
+    "  if string.sub(all[i], 1, #name) == name and e > now then\n"
+    "    out[#out + 1] = all[i]; out[#out + 1] = o\n"
+    "    out[#out + 1] = string.format('%d', e - now)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
 static const char *READ_STREAM_LUA =
     "local r = redis.call('XRANGE', KEYS[1], ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])\n"
     "local out = {}\n"
@@ -100,7 +138,7 @@ typedef struct {
     char password[256];
     char prefix[PREFIX_MAX + 1];
     char k_log[PREFIX_MAX + 16], k_ids[PREFIX_MAX + 16], k_head[PREFIX_MAX + 16];
-    char sha_append[41], sha_read[41];
+    char sha_append[41], sha_read[41], sha_lease[41];
     pthread_mutex_t lock;
     pthread_cond_t pool_cond, head_cond;
     rd_slot pool[POOL];
@@ -388,7 +426,8 @@ static int rd_open(const char *url, void **impl, char *err, size_t errlen)
     if (rc) goto fail;
     if ((rc = rd_connect(s, &s->pool[0].c)) ||
         (rc = load_script(s->pool[0].c, APPEND_LUA, s->sha_append)) ||
-        (rc = load_script(s->pool[0].c, READ_STREAM_LUA, s->sha_read))) {
+        (rc = load_script(s->pool[0].c, READ_STREAM_LUA, s->sha_read)) ||
+        (rc = load_script(s->pool[0].c, LEASE_LUA, s->sha_lease))) {
         snprintf(err, errlen, "%s", lf_err_get());
         goto fail;
     }
@@ -688,6 +727,83 @@ static int rd_wait(void *impl, int64_t after, int timeout_ms)
     return rc;
 }
 
+/* ---- leases ---------------------------------------------------------- */
+/* Runs the lease script; *out is the array reply (caller frees). */
+static int lease_call(rd_store *s, const char *op, const char *name, const char *owner,
+                      int64_t ttl_ms, redisReply **out)
+{
+    char *key = lf_asprintf("{%s}:leases", s->prefix);
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+    const char *argv[8] = {NULL, NULL, "1", key, op, name, owner ? owner : "", ttl};
+    size_t argvlen[8] = {0, 0, 1, strlen(key), strlen(op), strlen(name), 0, strlen(ttl)};
+    argvlen[6] = strlen(argv[6]);
+    *out = NULL;
+    int idx, rc = conn_get(s, &idx);
+    if (rc) goto out;
+    redisContext *c = s->pool[idx].c;
+    redisReply *r = run_script(c, s->sha_lease, LEASE_LUA, 8, argv, argvlen);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        rc = rd_fail(c, r, "lease");
+        if (r) freeReplyObject(r);
+    } else {
+        *out = r;
+    }
+    conn_put(s, idx);
+out:
+    free(key);
+    return rc;
+}
+
+static int rd_lease(void *impl, const char *name, const char *owner, int64_t ttl_ms, lf_lease *out)
+{
+    redisReply *r;
+    int rc = lease_call(impl, "get", name, owner, ttl_ms, &r);
+    if (rc) return rc;
+    if (r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        lf_err_set("redis: lease: unexpected reply");
+        return LF_EIO;
+    }
+    snprintf(out->name, sizeof out->name, "%s", name);
+    snprintf(out->owner, sizeof out->owner, "%s", r->element[0]->str);
+    reply_i64(r->element[1], &out->left_ms);
+    freeReplyObject(r);
+    if (strcmp(out->owner, owner) != 0) {
+        lf_err_set("lease %s is held by %s", name, out->owner);
+        return LF_ECONFLICT;
+    }
+    return 0;
+}
+
+static int rd_lease_release(void *impl, const char *name, const char *owner)
+{
+    redisReply *r;
+    int rc = lease_call(impl, "rel", name, owner, 0, &r);
+    if (rc == 0) freeReplyObject(r);
+    return rc;
+}
+
+static int rd_lease_list(void *impl, const char *prefix, lf_lease *out, size_t max, size_t *n)
+{
+    redisReply *r;
+    int rc = lease_call(impl, "list", prefix, NULL, 0, &r);
+    if (rc) return rc;
+    size_t k = r->elements / 3;
+    lf_lease *all = lf_xcalloc(k ? k : 1, sizeof *all);
+    for (size_t i = 0; i < k; i++) {
+        snprintf(all[i].name, sizeof all[i].name, "%s", r->element[3 * i]->str);
+        snprintf(all[i].owner, sizeof all[i].owner, "%s", r->element[3 * i + 1]->str);
+        reply_i64(r->element[3 * i + 2], &all[i].left_ms);
+    }
+    freeReplyObject(r);
+    lf_store_lease_sort(all, k);
+    for (size_t i = 0; i < k && *n < max; i++)
+        out[(*n)++] = all[i];
+    free(all);
+    return 0;
+}
+
 const lf_store_ops lf_store_redis_ops = {
     .name = "redis",
     .open = rd_open,
@@ -698,4 +814,7 @@ const lf_store_ops lf_store_redis_ops = {
     .head = rd_head,
     .stream_version = rd_stream_version,
     .wait = rd_wait,
+    .lease = rd_lease,
+    .lease_release = rd_lease_release,
+    .lease_list = rd_lease_list,
 };

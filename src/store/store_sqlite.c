@@ -102,6 +102,7 @@ typedef struct {
     pthread_mutex_t nlock;
     name_slot *names;
     size_t nnames, capnames;
+    lf_sqlite_leases *leases; /* store_sqlite_lease.c */
 } sq_store;
 
 static int sq_err(sqlite3 *db, const char *what)
@@ -406,6 +407,7 @@ static int sq_open(const char *url, void **impl, char *err, size_t errlen)
         goto fail;
     }
     atomic_store(&s->head, h);
+    s->leases = lf_sqlite_leases_new(path);
     *impl = s;
     return 0;
 fail:
@@ -440,6 +442,7 @@ static void sq_close(void *impl)
     for (size_t i = 0; i < s->capnames; i++)
         free(s->names[i].name);
     free(s->names);
+    lf_sqlite_leases_free(s->leases);
     pthread_mutex_destroy(&s->nlock);
     if (s->wdb) sqlite3_close(s->wdb);
     pthread_mutex_destroy(&s->qlock);
@@ -935,6 +938,21 @@ static int sq_wait(void *impl, int64_t after, int timeout_ms)
     return rc;
 }
 
+static int sq_lease(void *impl, const char *name, const char *owner, int64_t ttl_ms, lf_lease *out)
+{
+    return lf_sqlite_lease(((sq_store *)impl)->leases, name, owner, ttl_ms, out);
+}
+
+static int sq_lease_release(void *impl, const char *name, const char *owner)
+{
+    return lf_sqlite_lease_release(((sq_store *)impl)->leases, name, owner);
+}
+
+static int sq_lease_list(void *impl, const char *prefix, lf_lease *out, size_t max, size_t *n)
+{
+    return lf_sqlite_lease_list(((sq_store *)impl)->leases, prefix, out, max, n);
+}
+
 const lf_store_ops lf_store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -945,4 +963,7 @@ const lf_store_ops lf_store_sqlite_ops = {
     .head = sq_head,
     .stream_version = sq_stream_version,
     .wait = sq_wait,
+    .lease = sq_lease,
+    .lease_release = sq_lease_release,
+    .lease_list = sq_lease_list,
 };

@@ -188,6 +188,53 @@ try {
     await page.waitForSelector('#units-table th[data-sort="name"][aria-sort="ascending"]');
   });
 
+  await check('server-side paging: next and previous pages', async () => {
+    await page.selectOption('#page-size', '25');
+    await page.waitForFunction(() => document.querySelectorAll('#units-body tr[data-unit]').length === 25);
+    const first = (await tableRows(page)).map((r) => r.name);
+    assert(hubUnits.length > 25, 'needs more than 25 units');
+    await page.click('#page-next');
+    await page.waitForFunction((f) => {
+      const n = [...document.querySelectorAll('#units-body tr[data-unit]')].map((r) => r.dataset.unit);
+      return n.length > 0 && !n.includes(f);
+    }, first[0]);
+    const second = (await tableRows(page)).map((r) => r.name);
+    const want = hubUnits.slice(25, 50).map((u) => u.name);
+    assert(JSON.stringify(second) === JSON.stringify(want), `page 2 is ${second[0]}..., want ${want[0]}...`);
+    await page.click('#page-prev');
+    await page.waitForFunction((f) => document.querySelector('#units-body tr[data-unit]').dataset.unit === f,
+      first[0]);
+    await page.selectOption('#page-size', '200');
+    await page.waitForFunction((n) => document.querySelectorAll('#units-body tr[data-unit]').length >= n,
+      Math.min(hubUnits.length, 200));
+  });
+
+  await check('sort by last response puts offline units last', async () => {
+    await page.click('#units-table th[data-sort="last_response_ms"]');
+    await page.waitForSelector('#units-table th[data-sort="last_response_ms"][aria-sort="ascending"]');
+    await page.waitForFunction(() => {
+      const on = [...document.querySelectorAll('#units-body tr[data-unit]')].map((r) => r.dataset.online);
+      const firstOff = on.indexOf('false');
+      return firstOff > 0 && on.slice(firstOff).every((x) => x !== 'true');
+    });
+    await page.click('#units-table th[data-sort="name"]');
+    await page.waitForSelector('#units-table th[data-sort="name"][aria-sort="ascending"]');
+  });
+
+  await check('projections are listed and one can be rebuilt', async () => {
+    await page.waitForSelector('#projections-body tr[data-projection="units"] button[data-rebuild]');
+    page.once('dialog', (d) => d.accept());
+    const [resp] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes('/v1/projections/units/rebuild')),
+      page.click('#projections-body button[data-rebuild="units"]'),
+    ]);
+    assert(resp.status() === 202, `rebuild answered ${resp.status()}`);
+    await page.waitForFunction(() => {
+      const tr = document.querySelector('#projections-body tr[data-projection="units"]');
+      return tr && tr.querySelector('[data-col="state"]').textContent.trim() === 'live';
+    });
+  });
+
   await check('the live event stream connects', async () => {
     await page.waitForSelector('#live-status[data-state="open"]');
   });

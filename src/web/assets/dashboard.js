@@ -220,7 +220,11 @@ async function loadAllMatching() {
 function compareBy(key, dir) {
   const val = (u) => {
     if (key === 'lockers') return lockerCount(u);
-    if (key === 'last_response_ms') return onlineOf(u) === false ? Infinity : u.last_response_ms;
+    if (key === 'last_response_ms') {
+      /* fastest first, then online without a figure, then offline */
+      if (onlineOf(u) === false) return Infinity;
+      return u.last_response_ms == null ? Number.MAX_SAFE_INTEGER : u.last_response_ms;
+    }
     if (key === 'last_config_pushed_at' || key === 'last_online_at') {
       const t = Date.parse(u[key]);
       return Number.isFinite(t) ? t : null;

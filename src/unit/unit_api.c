@@ -46,6 +46,7 @@ static bool authorized(lf_unit *u, lf_http_req *req, lf_http_resp *resp)
     if (!want) return true;
     const char *got = lf_http_bearer(req);
     if (got && strlen(got) == strlen(want) && lf_ct_equal(got, want)) return true;
+    lf_http_header_add(resp, "WWW-Authenticate", "Bearer"); /* RFC 7235: a 401 names the scheme */
     lf_http_error(resp, 401, "unauthorized", "a valid hub credential (Bearer) is required");
     return false;
 }

@@ -17,6 +17,8 @@
  */
 #include "hub/fleet.h"
 
+#include "hub/cluster.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,7 +154,7 @@ void lf_fleet_seen(struct lf_fleet *f, const char *name, const char *via, int64_
     }
     if (u->persisted != 1) {
         u->persisted = 1;
-        emit = 1;
+        emit = lf_fleet_shard_owned(u->shard, f->owned); /* the owner node records it */
     }
     group = u->group;
     pthread_mutex_unlock(&f->mu);
@@ -189,7 +191,7 @@ void lf_fleet_lost(struct lf_fleet *f, const char *name, const char *reason, con
     snprintf(u->ps.offline_reason, sizeof u->ps.offline_reason, "%s", reason);
     if (u->persisted != 0) {
         u->persisted = 0;
-        emit = 1;
+        emit = lf_fleet_shard_owned(u->shard, f->owned); /* the owner node records it */
     }
     last_seen = u->ps.last_seen_at_ms;
     pthread_mutex_unlock(&f->mu);
@@ -567,7 +569,7 @@ int lf_fleet_start(lf_hub *h)
     f->ngroups = FLEET_GROUPS;
     const char *env = getenv("LF_FLEET_GROUPS");
     if (env && atoi(env) >= 1 && atoi(env) <= 16) f->ngroups = atoi(env);
-    f->owned = NULL; /* all shards; several hub nodes will pass their share */
+    f->owned = lf_cluster_owned(h); /* cluster.c: this node's shards; NULL = all */
     pthread_mutex_init(&f->mu, NULL);
     pthread_mutex_init(&f->cfg_mu, NULL);
     f->groups = lf_xcalloc((size_t)f->ngroups, sizeof *f->groups);
@@ -611,6 +613,7 @@ int lf_fleet_start(lf_hub *h)
             rc = LF_ENOMEM;
             goto out;
         }
+        lf_fleet_pinger_set_ca_file(g->pinger, h->cfg.ca_file);
         if (pthread_create(&g->ping_thr, NULL, ping_main, g) == 0) g->ping_started = 1;
         if (pthread_create(&g->work_thr, NULL, work_main, g) == 0) g->work_started = 1;
         if (!g->ping_started || !g->work_started) {

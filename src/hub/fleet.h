@@ -95,6 +95,9 @@ typedef void (*lf_fleet_ping_cb)(size_t idx, const lf_fleet_ping_result *r, void
  * cached keep-alive connections). NULL on failure. */
 lf_fleet_pinger *lf_fleet_pinger_new(int max_inflight);
 void lf_fleet_pinger_free(lf_fleet_pinger *p);
+/* CA bundle (copied) to verify https units, like the hub's other calls to
+ * units (--ca-file); NULL: the system's. Call before the first round. */
+void lf_fleet_pinger_set_ca_file(lf_fleet_pinger *p, const char *ca_file);
 /* GETs every url (borrowed for the call) concurrently, each with
  * timeout_ms, and calls cb once per url (on this thread) as answers come
  * in. Returns early (LF_ECLOSED) if *stop becomes non-zero. */

@@ -17,6 +17,7 @@ struct lf_fleet_pinger {
     CURL **pool; /* idle easy handles */
     CURL **all;  /* every easy handle created (to detach on a stop) */
     int npool, nall, max_inflight;
+    char *ca_file; /* CA bundle for https units (NULL: the system's) */
 };
 
 static size_t sink(char *p, size_t sz, size_t n, void *ud)
@@ -52,8 +53,15 @@ void lf_fleet_pinger_free(lf_fleet_pinger *p)
     }
     free(p->pool);
     free(p->all);
+    free(p->ca_file);
     if (p->multi) curl_multi_cleanup(p->multi);
     free(p);
+}
+
+void lf_fleet_pinger_set_ca_file(lf_fleet_pinger *p, const char *ca_file)
+{
+    free(p->ca_file);
+    p->ca_file = ca_file ? lf_strdup(ca_file) : NULL;
 }
 
 void lf_fleet_pinger_wake(lf_fleet_pinger *p)
@@ -71,6 +79,7 @@ static CURL *easy_get(lf_fleet_pinger *p)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "lockerfleet-hub/" LF_VERSION);
+    if (p->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
     return e;
 }
 

@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import sys
+import tempfile
 import time
 import uuid
 
@@ -153,10 +154,14 @@ def test_unit_agent_and_logs():
                               lockers=[("A01", "S"), ("A02", "M")])
         other = hub.create_unit("auth-v", heartbeat_interval_ms=86400000)
         user = hub.create_user("carol")
+        ud = tempfile.mkdtemp(prefix="lf-e2e-auth-")
         u = lfunit.Proc(["unit", "--name", "auth-u", "--listen", "127.0.0.1:%d" % port,
+                         "--data", os.path.join(ud, "unit"),
                          "--hub", hub.url, "--token", reg["token"], "--hub-token", reg["hub_token"],
                          "--booking-key", reg["booking_key"], "--lockers", "A01:S,A02:M",
-                         "--push-interval", "0.3", "--log-level", "debug"], name="unit-auth-u")
+                         "--push-interval", "0.3", "--log-level", "debug"], data_dir=ud,
+                        name="unit-auth-u")
+        u.own_dir = True
         with u:
             u.start()
             # hub-facing endpoints of the unit: hub credential only

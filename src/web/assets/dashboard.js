@@ -825,9 +825,13 @@ function startAll() {
   liveLoop(ctrl);
   setTimeout(loadAlerts, 1500);
   every(1000, () => { drawChart(); renderFeed(); });
+  let tick = 0;
   every(REFRESH_MS, () => {
     if (state.view !== 'fleet' || document.hidden) return;
-    loadUnits({ quiet: true, refetch: true });
+    /* A big client-side set (sort by another column, name filter) is
+     * fetched again only every third tick: it is many pages. */
+    const big = clientMode() && state.full && state.full.length > 2000;
+    if (!big || ++tick % 3 === 0) loadUnits({ quiet: true, refetch: true });
     loadCounts();
   });
   every(2000, () => { if (state.view === 'fleet' && !document.hidden) loadProjections(); });

@@ -141,7 +141,7 @@ int lf_cmd_unit(int argc, char **argv)
         fprintf(stderr, "lockerfleet unit: cannot create %s: %s\n", data, strerror(errno));
         goto out;
     }
-    lf_http_client_global_init();
+    if (hub) lf_http_client_global_init(); /* OpenSSL init costs RSS: only when used */
     dbpath = lf_asprintf("%s/unit.db", data);
     lf_unit_config cfg = {
         .name = name,

@@ -651,17 +651,18 @@ function drawChart() {
   const vals = [];
   for (let s = now - EPS_WINDOW; s < now; s++) vals.push(state.eps.get(s) || 0);
   for (const k of state.eps.keys()) if (k < now - EPS_WINDOW - 5) state.eps.delete(k);
-  const max = Math.max(5, ...vals);
-  const top = niceCeil(max);
+  const max = Math.max(4, ...vals);
+  const step = niceStep(max / 4);
+  const top = Math.ceil(max / step) * step;
   const left = 36, bottom = 16, plotW = w - left - 4, plotH = h - bottom - 6;
   g.font = '10px system-ui, sans-serif';
   g.fillStyle = '#6b7280';
   g.strokeStyle = '#e5e7eb';
   g.lineWidth = 1;
-  for (let i = 0; i <= 4; i++) {
-    const y = 6 + plotH - (plotH * i) / 4;
+  for (let v = 0; v <= top; v += step) {
+    const y = 6 + plotH - (plotH * v) / top;
     g.beginPath(); g.moveTo(left, Math.round(y) + 0.5); g.lineTo(w - 4, Math.round(y) + 0.5); g.stroke();
-    g.fillText(String(Math.round((top * i) / 4)), 2, y + 3);
+    g.fillText(String(v), 2, y + 3);
   }
   g.fillText('-' + EPS_WINDOW + ' s', left, h - 3);
   g.fillText('now', w - 24, h - 3);
@@ -676,9 +677,10 @@ function drawChart() {
   $('eps-value').textContent = (last5.reduce((a, b) => a + b, 0) / last5.length).toFixed(1);
 }
 
-function niceCeil(v) {
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+/* A round grid step (1, 2 or 5 times a power of ten) of at least v. */
+function niceStep(v) {
+  const p = Math.pow(10, Math.floor(Math.log10(Math.max(v, 1))));
+  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
 

@@ -10,7 +10,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang clang-format
   libsodium-dev libxxhash-dev libcmocka-dev libpq-dev libhiredis-dev
   libnats-dev libgnutls28-dev curl ca-certificates)
 TEST_PKGS=(postgresql redis-server nats-server chromium nodejs openssl
-  procps psmisc libclang-rt-14-dev)
+  procps psmisc libclang-rt-14-dev prometheus)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--all" ]]; then want+=("${TEST_PKGS[@]}"); fi
@@ -43,5 +43,9 @@ if [[ "${1:-}" == "--all" ]] && command -v npm >/dev/null; then
   if [[ -f "$here/tests/browser/package.json" && ! -d "$here/tests/browser/node_modules/playwright-core" ]]; then
     echo "setup: npm install in tests/browser"
     (cd "$here/tests/browser" && npm install --no-audit --no-fund --silent)
+  fi
+  if [[ -f "$here/tests/openapi/package.json" && ! -d "$here/tests/openapi/node_modules/@redocly/cli" ]]; then
+    echo "setup: npm install in tests/openapi"
+    (cd "$here/tests/openapi" && npm install --no-audit --no-fund --silent)
   fi
 fi

@@ -25,6 +25,7 @@
 #include "http/http.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -296,6 +297,38 @@ static bool hub_healthy(const char *base)
     return ok;
 }
 
+/* First run only: queue a sample configuration for the first units, so
+ * the dashboard shows config deliveries (ledger, "last config pushed")
+ * from the start. Returns how many units accepted it. */
+static int push_sample_config(const char *base, const char *token, int max)
+{
+    int pushed = 0;
+    lf_http_opts o = {.bearer = token, .timeout_ms = 10000};
+    lf_http_result r;
+    char *url = lf_asprintf("%s/v1/units?limit=%d", base, max);
+    json_t *list = NULL;
+    if (lf_http_call("GET", url, NULL, &o, &r) == 0 && r.status == 200 && r.body.data)
+        list = json_loadb(r.body.data, r.body.len, 0, NULL);
+    lf_http_result_free(&r);
+    free(url);
+    json_t *units = json_object_get(list, "units"), *u;
+    size_t i;
+    json_array_foreach(units, i, u)
+    {
+        const char *name = json_string_value(json_object_get(u, "name"));
+        if (!name || !lf_name_valid(name)) continue;
+        char *put = lf_asprintf("%s/v1/units/%s/config?mode=queued", base, name);
+        const char *body = "{\"config\":{\"price_cents_per_hour\":250,\"currency\":\"EUR\","
+                           "\"max_rental_hours\":72,\"opening_hours\":\"06:00-22:00\"}}";
+        if (lf_http_call("PUT", put, body, &o, &r) == 0 && (r.status == 200 || r.status == 202))
+            pushed++;
+        lf_http_result_free(&r);
+        free(put);
+    }
+    json_decref(list);
+    return pushed;
+}
+
 /* "HOST:PORT" -> "http://HOST:PORT" reachable from here (a wildcard
  * address becomes 127.0.0.1). NULL on a bad address. Caller frees. */
 static char *base_url_of(const char *listen)
@@ -447,6 +480,10 @@ int lf_cmd_demo(int argc, char **argv)
         if (!sim_ready && child_log_find(&sim, "units registered", line, sizeof line)) {
             sim_ready = true;
             printf("demo: %s\n", line);
+            if (created) {
+                int n = push_sample_config(base, token, 50);
+                printf("demo: queued a sample config for %d units\n", n);
+            }
             fflush(stdout);
         }
         if (!sim_ready && lf_mono_ms() > deadline) {

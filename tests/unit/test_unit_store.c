@@ -188,6 +188,7 @@ static lf_unit *open_unit(lf_unit_db *db)
     static const char *const allot[] = {"A02"};
     lf_unit_config c = {.name = "unit-t",
                         .db = db,
+                        .uplink = LF_UNIT_PULL,
                         .lockers = lk,
                         .nlockers = 3,
                         .allotment = allot,

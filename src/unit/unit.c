@@ -638,7 +638,10 @@ int lf_unit_reserve(lf_unit *u, const char *id, const char *locker, int64_t from
         rc = LF_ESTATE;
         goto out;
     }
-    if (r && r->status == LF_RESV_REJECTED) {
+    /* a repeated id is an update (the hub moved it): only the very same
+     * delivery gets the same rejection again */
+    if (r && r->status == LF_RESV_REJECTED && strcmp(r->locker, locker) == 0 &&
+        r->from_ms == from_ms && r->to_ms == to_ms) {
         lf_err_set("locker %s is in use", r->locker);
         rc = LF_ECONFLICT;
         goto out;

@@ -4,6 +4,7 @@
  * (GET /v1/events, GET /v1/events/live as server-sent events) and the
  * projections' status and rebuild.
  */
+#include "hub/metrics_host.h"
 #include "hub/router.h"
 #include "projection/projection.h"
 
@@ -53,6 +54,7 @@ static void metrics(lf_ctx *c)
                       (double)json_integer_value(json_object_get(p, "lag")));
     }
     json_decref(st);
+    lf_metrics_host_update(c->hub->data_dir);
     lf_buf b;
     lf_buf_init(&b, 0);
     lf_metrics_render(&b);

@@ -86,6 +86,7 @@ struct lf_projections; /* src/projection/projection.h */
 struct lf_fleet;       /* fleet_*.c */
 struct lf_booking_svc; /* api_reservations.c */
 struct lf_registry;    /* registry.c: units and users, in memory */
+struct lf_cluster;     /* cluster.c: shard leases of this node */
 
 struct lf_hub {
     lf_hub_config cfg;
@@ -98,6 +99,7 @@ struct lf_hub {
     struct lf_projections *proj;
     struct lf_fleet *fleet;
     struct lf_booking_svc *booking;
+    struct lf_cluster *cluster;
     atomic_int stopping;
     int64_t started_ms;
 };

@@ -10,6 +10,7 @@
  * lf_hub_append, lf_hub_wait_projection, lf_hub_booking_key.
  */
 #include "cli/cli.h"
+#include "hub/cluster.h"
 #include "hub/router.h"
 #include "projection/projection.h"
 
@@ -210,6 +211,7 @@ int lf_cmd_hub(int argc, char **argv)
     const char *tls_cert = NULL, *tls_key = NULL, *ca_file = NULL;
     int64_t shard_digits = 1, inflight = 64, body_max = 8 << 20;
     double ping_i = 30, ping_t = 5, hb_grace = 0, pull_i = 60, hold = 600;
+    double lease_renew = 2, lease_ttl = 0; /* cluster.c: ttl 0 = 3 x renew */
     bool quiet = false;
     lf_opt opts[] = {
         {"listen", LF_OPT_STR, &listen,
@@ -221,6 +223,10 @@ int lf_cmd_hub(int argc, char **argv)
         {"shard-digits", LF_OPT_INT, &shard_digits,
          "hex digits of a unit's shard, 1..4 (default 1)"},
         {"node-id", LF_OPT_STR, &node, "this hub node's id (default hub-1)"},
+        {"lease-renew", LF_OPT_DOUBLE, &lease_renew,
+         "seconds between shard lease renewals (default 2)"},
+        {"lease-ttl", LF_OPT_DOUBLE, &lease_ttl,
+         "shard lease lifetime in seconds (default 3 x --lease-renew)"},
         {"ping-interval", LF_OPT_DOUBLE, &ping_i,
          "seconds between pings of poll units (default 30)"},
         {"ping-timeout", LF_OPT_DOUBLE, &ping_t, "ping timeout in seconds (default 5)"},
@@ -342,11 +348,19 @@ int lf_cmd_hub(int argc, char **argv)
         goto out;
     }
     booking = 1;
+    if (lf_cluster_start(h, (int64_t)(lease_renew * 1000), (int64_t)(lease_ttl * 1000))) {
+        fprintf(stderr, "lockerfleet hub: cluster: %s\n", lf_err_get());
+        goto out;
+    }
     if (lf_fleet_start(h)) {
         fprintf(stderr, "lockerfleet hub: fleet: %s\n", lf_err_get());
         goto out;
     }
     fleet = 1;
+    if (lf_cluster_run(h)) {
+        fprintf(stderr, "lockerfleet hub: cluster: %s\n", lf_err_get());
+        goto out;
+    }
     lf_http_config hc = {.listen = listen,
                          .body_max = cfg->body_max,
                          .tls_cert = tls_cert,
@@ -374,6 +388,7 @@ int lf_cmd_hub(int argc, char **argv)
 out:
     atomic_store(&h->stopping, 1);
     lf_http_stop(h->http); /* stop accepting, finish in-flight */
+    lf_cluster_stop(h); /* gives the shards away before the fleet stops */
     if (fleet) lf_fleet_stop(h);
     if (booking) lf_booking_stop(h);
     lf_projections_stop(h->proj);

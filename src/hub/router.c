@@ -9,13 +9,14 @@
  * comes last because it holds the catch-all static-asset routes ("/:file").
  */
 #include "hub/router.h"
+#include "hub/cluster.h"
 
 #include <string.h>
 
 #define MAX_TABLES 8
 
 /* Matches pattern against the request's segments; fills params. */
-static int route_match(const char *pattern, const lf_http_req *req, const char **params)
+int lf_router_match(const char *pattern, const lf_http_req *req, const char **params)
 {
     int seg = 0, np = 0;
     const char *p = pattern;
@@ -118,6 +119,7 @@ void lf_router_dispatch(lf_http_req *req, lf_http_resp *resp, void *app)
     tables[nt++] = lf_api_admin_routes();
     tables[nt++] = lf_api_reservation_routes();
     tables[nt++] = lf_fleet_routes();
+    tables[nt++] = lf_cluster_routes();
     tables[nt++] = lf_api_core_routes();
     lf_ctx c = {.hub = h, .req = req, .resp = resp};
     const lf_route *hit = NULL;
@@ -125,7 +127,7 @@ void lf_router_dispatch(lf_http_req *req, lf_http_resp *resp, void *app)
     for (int t = 0; t < nt && !hit; t++) {
         for (const lf_route *r = tables[t]; r && r->pattern; r++) {
             const char *params[LF_ROUTE_MAX_PARAMS] = {0};
-            if (!route_match(r->pattern, req, params)) continue;
+            if (!lf_router_match(r->pattern, req, params)) continue;
             if (strcmp(r->method, req->method) != 0) {
                 if (!strstr(allow, r->method) &&
                     strlen(allow) + strlen(r->method) + 3 < sizeof allow) {

@@ -829,7 +829,9 @@ function startAll() {
   every(1000, () => { drawChart(); renderFeed(); });
   let tick = 0;
   every(REFRESH_MS, () => {
-    if (state.view !== 'fleet' || document.hidden) return;
+    if (document.hidden) return;
+    if (state.view.startsWith('unit:')) { showUnit(state.view.slice(5)); return; }
+    if (state.view !== 'fleet') return;
     /* A big client-side set (sort by another column, name filter) is
      * fetched again only every third tick: it is many pages. */
     const big = clientMode() && state.full && state.full.length > 2000;

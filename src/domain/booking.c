@@ -560,3 +560,45 @@ int lf_booking_resolve_rental(const lf_booking_state *st, const lf_booking_locke
     }
     return 0;
 }
+
+int lf_booking_resolve_rejection(const lf_booking_state *st, const lf_booking_lockers *lk,
+                                 const char *id, const char *locker, int64_t now_ms,
+                                 lf_booking_events *out)
+{
+    const lf_reservation *r = lf_booking_find(st, id);
+    block extra[1];
+    char eid[LF_UUID_LEN], kind[LF_BOOKING_LOCKER_MAX + 40];
+    int li;
+
+    if (!locker || !*locker || strlen(locker) >= LF_BOOKING_LOCKER_MAX) {
+        lf_err_set("locker: missing or too long");
+        return LF_EINVAL;
+    }
+    /* already moved, cancelled or over: the rejection is stale */
+    if (!r || !res_active(r, now_ms) || strcmp(r->locker, locker) != 0 || now_ms >= r->to_ms)
+        return 0;
+    /* the unit says the locker is taken for this window: keep it blocked */
+    extra[0] = (block){locker, r->from_ms, r->to_ms};
+    li = pick_locker(st, lk, r->size, r->from_ms, r->to_ms, 1, now_ms, r, locker, extra, 1);
+    if (li >= 0) {
+        snprintf(kind, sizeof kind, "rejected-reassigned:%d:%s", r->reassigned, locker);
+        lf_booking_event_id(r->id, "", kind, eid);
+        push_ev(out, eid, "ReservationReassigned",
+                json_pack("{s:s, s:s, s:s, s:s}", "reservation_id", r->id, "from_locker", r->locker,
+                          "to_locker", lk->ids[li], "reason", "unit_rejected"));
+        return 0;
+    }
+    snprintf(kind, sizeof kind, "rejected-cancelled:%d:%s", r->reassigned, locker);
+    lf_booking_event_id(r->id, "", kind, eid);
+    push_ev(out, eid, "ReservationCancelled",
+            json_pack("{s:s, s:s, s:s}", "reservation_id", r->id, "reason", "unit_rejected", "by",
+                      "hub"));
+    if (r->status == LF_RES_CONFIRMED && r->amount_cents > 0) {
+        snprintf(kind, sizeof kind, "rejected-refund:%d:%s", r->reassigned, locker);
+        lf_booking_event_id(r->id, "", kind, eid);
+        push_ev(out, eid, "RefundIssued",
+                json_pack("{s:s, s:I, s:s}", "reservation_id", r->id, "amount_cents",
+                          (json_int_t)r->amount_cents, "reason", "unit_rejected"));
+    }
+    return 0;
+}

@@ -193,6 +193,18 @@ int lf_booking_resolve_rental(const lf_booking_state *st, const lf_booking_locke
                               const char *rental_id, const char *locker, int64_t from_ms,
                               int64_t to_ms, int64_t now_ms, lf_booking_events *out);
 
+/* The unit rejected the delivery of reservation id on locker (e.g. the
+ * locker is in use there): ReservationReassigned{reason:"unit_rejected"}
+ * to another free locker of the same size (allotment lockers allowed: the
+ * unit was online to answer), else ReservationCancelled{reason:
+ * "unit_rejected"} (+ RefundIssued when paid). No events when the
+ * reservation is unknown, no longer active, or already on another locker
+ * (a stale answer). Event ids derive from (id, locker), so re-processing
+ * the same rejection is idempotent. */
+int lf_booking_resolve_rejection(const lf_booking_state *st, const lf_booking_lockers *lk,
+                                 const char *id, const char *locker, int64_t now_ms,
+                                 lf_booking_events *out);
+
 /* Deterministic UUID (v8 layout) from a hash of the parts; used for the
  * conflict events so re-processing appends the same ids. */
 void lf_booking_event_id(const char *a, const char *b, const char *kind, char out[LF_UUID_LEN]);

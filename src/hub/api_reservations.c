@@ -953,11 +953,73 @@ out:
     json_decref(d);
 }
 
+struct reject_arg {
+    const lf_booking_lockers *lk;
+    char id[LF_UUID_LEN];
+    char locker[LF_BOOKING_LOCKER_MAX];
+};
+
+static int decide_rejection(const lf_booking_state *st, void *arg, int64_t now,
+                            lf_booking_events *out)
+{
+    struct reject_arg *a = arg;
+    return lf_booking_resolve_rejection(st, a->lk, a->id, a->locker, now, out);
+}
+
+/* The unit rejected a reservation delivered to it (fleet_resv.c appends
+ * ReservationDelivered{action:"reserve",result:"rejected"} to unit-{unit}):
+ * move it to another free locker of its size, else cancel it with reason
+ * unit_rejected (+ refund). The fleet then delivers the move or the
+ * cancellation. A stale rejection (already moved) decides nothing. */
+static void handle_rejection(struct lf_booking_svc *s, const lf_event *ev)
+{
+    const char *unit = ev->stream + 5;
+    json_t *d = json_loads(ev->data, 0, NULL);
+    struct reject_arg a;
+    unit_lockers *ul = NULL;
+    struct unit_entry *e;
+    json_t *v;
+    decide_result dr;
+
+    memset(&a, 0, sizeof a);
+    if (!json_is_object(d)) goto out;
+    v = json_object_get(d, "action");
+    if (!json_is_string(v) || strcmp(json_string_value(v), "reserve") != 0) goto out;
+    v = json_object_get(d, "result");
+    if (!json_is_string(v) || strcmp(json_string_value(v), "rejected") != 0) goto out;
+    v = json_object_get(d, "reservation_id");
+    if (!json_is_string(v) || !lf_uuid_valid(json_string_value(v))) goto out;
+    snprintf(a.id, sizeof a.id, "%s", json_string_value(v));
+    v = json_object_get(d, "locker");
+    if (!json_is_string(v) || json_string_length(v) >= sizeof a.locker) goto out;
+    snprintf(a.locker, sizeof a.locker, "%s", json_string_value(v));
+    ul = lf_xmalloc(sizeof *ul);
+    if (lockers_of(s->h, unit, ul) != 0) goto out;
+    a.lk = &ul->lk;
+    e = entry_get(s, unit);
+    pthread_mutex_lock(&e->mu);
+    int rc = decide_append(s, e, decide_rejection, &a, ev->id, &dr);
+    if (rc != 0)
+        LF_WARN("booking", "unit rejection of %s on %s: %s: %s", a.id, unit, lf_strerror(rc),
+                lf_err_get());
+    else if (dr.nevents > 0) {
+        LF_INFO("booking", "unit %s rejected reservation %s on %s: resolved (%zu events)", unit,
+                a.id, a.locker, dr.nevents);
+        lf_metric_inc("lockerfleet_reservations_total", "action=\"unit_rejected\"", 1);
+    }
+    pthread_mutex_unlock(&e->mu);
+out:
+    free(ul);
+    json_decref(d);
+}
+
 static int on_event(const lf_event *ev, void *ctx)
 {
     struct lf_booking_svc *s = ctx;
     if (strncmp(ev->stream, "unitlog-", 8) == 0 && strcmp(ev->type, "RentalStarted") == 0)
         handle_rental(s, ev);
+    else if (strncmp(ev->stream, "unit-", 5) == 0 && strcmp(ev->type, "ReservationDelivered") == 0)
+        handle_rejection(s, ev);
     ckpt_save(s, ev->position, 0);
     return 0;
 }

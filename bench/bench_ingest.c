@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,6 +59,35 @@ static void *push_main(void *arg)
         lf_http_result_free(&r);
     }
     return NULL;
+}
+
+/* CPU seconds (user + system) a process has used, from /proc/PID/stat:
+ * on a shared, loaded machine the CPU cost per event is the figure that
+ * holds, wall-clock throughput does not. -1 when unreadable. */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt
+     * majflt cmajflt utime stime (fields 3..15) */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static pid_t start_hub(const char *dir, const char *store, char *url, size_t urllen)
@@ -166,7 +196,7 @@ int lf_bench_ingest(int argc, char **argv)
             lf_buf_printf(&body, "{\"events\":[");
             for (int64_t i = 0; i < batch; i++) {
                 char id[LF_UUID_LEN];
-                lf_uuid_v4(id);
+                lf_uuid_v7(id); /* as the unit agent makes them (src/unit/unit.c) */
                 int64_t seq = b * batch + i + 1;
                 lf_buf_printf(&body,
                               "%s{\"seq\":%lld,\"id\":\"%s\",\"type\":\"DoorOpened\",\"time\":"
@@ -181,12 +211,15 @@ int lf_bench_ingest(int argc, char **argv)
     int64_t total = units * batches * batch;
     printf("ingest: %lld units x %lld batches x %lld events = %lld events, hub %s (pid %d)\n",
            (long long)units, (long long)batches, (long long)batch, (long long)total, url, (int)pid);
+    fflush(stdout); /* the pid, for perf record -p while it runs */
+    double hub0 = proc_cpu_s(pid), gen0 = self_cpu_s();
     int64_t t0 = lf_mono_us();
     for (int64_t u = 0; u < units; u++)
         pthread_create(&th[u], NULL, push_main, &w[u]);
     for (int64_t u = 0; u < units; u++)
         pthread_join(th[u], NULL);
     double s = (double)(lf_mono_us() - t0) / 1e6;
+    double hub_cpu = proc_cpu_s(pid) - hub0, gen_cpu = self_cpu_s() - gen0;
     int64_t retries = 0;
     ret = 0;
     for (int64_t u = 0; u < units; u++) {
@@ -196,6 +229,16 @@ int lf_bench_ingest(int argc, char **argv)
     printf("ingest: %lld events in %.3f s = %.0f events/s (%lld 429/503 retries)%s\n",
            (long long)total, s, (double)total / s, (long long)retries,
            ret ? " -- SOME UNITS FAILED" : ", every unit acked in full");
+    /* CPU per event: what the 2 cores could do if nothing else ran. */
+    printf(
+        "ingest: cpu hub %.2f s = %.2f us/event, load generator %.2f s = %.2f us/event;"
+        " cpu-bound ceiling on %ld cores: hub alone %.0f events/s, hub+generator %.0f events/s\n",
+        hub_cpu, hub_cpu * 1e6 / (double)total, gen_cpu, gen_cpu * 1e6 / (double)total,
+        sysconf(_SC_NPROCESSORS_ONLN),
+        hub_cpu > 0 ? (double)total * (double)sysconf(_SC_NPROCESSORS_ONLN) / hub_cpu : 0.0,
+        hub_cpu + gen_cpu > 0
+            ? (double)total * (double)sysconf(_SC_NPROCESSORS_ONLN) / (hub_cpu + gen_cpu)
+            : 0.0);
 out:
     for (int64_t u = 0; u < units; u++) {
         for (int64_t b = 0; w[u].bodies && b < batches; b++)

@@ -21,7 +21,11 @@
  * later position is ever visible before an earlier one.
  *
  * Reads: a pool of read-only connections (WAL readers never block the
- * writer).
+ * writer). read_all first looks in the tail: the last events this
+ * process committed, kept in memory (bounded), so the log's followers
+ * (projections, the fleet, the registry: a hub has about eight) read what
+ * was just appended without going through SQLite each; anything not in
+ * the tail, or past a gap in it, comes from a reader connection.
  */
 #define _GNU_SOURCE
 #include "store_int.h"
@@ -49,8 +53,31 @@ typedef struct append_req {
     int rc;
     char err[256];
     int done;
+    unsigned char (*ids)[16]; /* the ids written (apply_one), for the tail */
+    int64_t now;              /* the time given to events without one */
     struct append_req *next;
 } append_req;
+
+/* One event of the in-memory tail of the log. */
+typedef struct {
+    int64_t position, version, time_ms;
+    unsigned char id[16];
+    char *buf; /* stream\0type\0data\0meta\0, one allocation */
+    size_t type_off, data_off, meta_off, len;
+} tail_ev;
+
+/* The tail: a ring of the last committed events, in position order.
+ * Filled by the group commit leader after each successful COMMIT; read by
+ * read_all. Positions in it only grow, but may have gaps (another process
+ * wrote to the file): a read stops at a gap and SQLite answers for it. */
+#define TAIL_EVENTS 32768      /* a power of two */
+#define TAIL_BYTES (16u << 20) /* bound on the bytes of the events held */
+typedef struct {
+    pthread_rwlock_t lock;
+    tail_ev *v;      /* TAIL_EVENTS slots */
+    size_t start, n; /* oldest slot, count */
+    size_t bytes;
+} tail_ring;
 
 typedef struct {
     sqlite3 *db;
@@ -103,6 +130,7 @@ typedef struct {
     name_slot *names;
     size_t nnames, capnames;
     lf_sqlite_leases *leases; /* store_sqlite_lease.c */
+    tail_ring tail;
 } sq_store;
 
 static int sq_err(sqlite3 *db, const char *what)
@@ -390,6 +418,8 @@ static int sq_open(const char *url, void **impl, char *err, size_t errlen)
     pthread_mutex_init(&s->rlock, NULL);
     pthread_cond_init(&s->rcond, NULL);
     pthread_mutex_init(&s->nlock, NULL);
+    pthread_rwlock_init(&s->tail.lock, NULL);
+    s->tail.v = lf_xcalloc(TAIL_EVENTS, sizeof *s->tail.v);
     s->data_version = -1;
     int rc = open_conn(path, 0, &s->wdb);
     if (rc) {
@@ -443,6 +473,10 @@ static void sq_close(void *impl)
         free(s->names[i].name);
     free(s->names);
     lf_sqlite_leases_free(s->leases);
+    for (size_t i = 0; i < s->tail.n; i++)
+        free(s->tail.v[(s->tail.start + i) & (TAIL_EVENTS - 1)].buf);
+    free(s->tail.v);
+    pthread_rwlock_destroy(&s->tail.lock);
     pthread_mutex_destroy(&s->nlock);
     if (s->wdb) sqlite3_close(s->wdb);
     pthread_mutex_destroy(&s->qlock);
@@ -558,6 +592,9 @@ static int apply_one(sq_store *s, append_req *r)
     unsigned char(*ids)[16] = lf_xmalloc(r->n * 16);
     batch_ids(r->evs, r->n, ids);
     int64_t now = lf_now_ms();
+    free(r->ids);
+    r->ids = ids; /* freed by sq_append, after the tail has them */
+    r->now = now;
     sqlite3_stmt *st = s->st_ev_ins;
     rc = 0;
     for (size_t i = 0; i < r->n; i++) {
@@ -582,7 +619,6 @@ static int apply_one(sq_store *s, append_req *r)
         }
         if (i == 0) r->res->first_position = sqlite3_last_insert_rowid(s->wdb);
     }
-    free(ids);
     if (rc) return rc;
     r->res->last_position = sqlite3_last_insert_rowid(s->wdb);
     sqlite3_bind_int64(s->st_stream_upd, 1, ver + (int64_t)r->n);
@@ -596,6 +632,104 @@ static int apply_one(sq_store *s, append_req *r)
     else
         scache_put(&s->streams, r->stream, h, sid, r->res->last_version);
     return 0;
+}
+
+/* ---- the tail --------------------------------------------------------- */
+static void tail_drop_oldest(tail_ring *t)
+{
+    tail_ev *o = &t->v[t->start];
+    t->bytes -= o->len;
+    free(o->buf);
+    o->buf = NULL;
+    t->start = (t->start + 1) & (TAIL_EVENTS - 1);
+    t->n--;
+}
+
+/* After a successful COMMIT, by the leader: the group's new events into the
+ * tail, in position order (the group's order). */
+static void tail_push_group(sq_store *s, append_req *group)
+{
+    tail_ring *t = &s->tail;
+    pthread_rwlock_wrlock(&t->lock);
+    for (append_req *r = group; r; r = r->next) {
+        if (r->rc || r->res->duplicate || !r->ids) continue;
+        int64_t first = r->res->first_position;
+        /* One transaction, one writer: a batch's positions are consecutive.
+         * If that ever failed to hold, the tail would lie: forget it. */
+        if (r->res->last_position - first + 1 != (int64_t)r->n ||
+            (t->n && t->v[(t->start + t->n - 1) & (TAIL_EVENTS - 1)].position >= first)) {
+            while (t->n)
+                tail_drop_oldest(t);
+            continue;
+        }
+        size_t slen = strlen(r->stream);
+        for (size_t i = 0; i < r->n; i++) {
+            const lf_event_in *e = &r->evs[i];
+            const char *meta = e->meta ? e->meta : "{}";
+            size_t tl = strlen(e->type), dl = strlen(e->data), ml = strlen(meta);
+            size_t len = slen + tl + dl + ml + 4;
+            while (t->n && (t->n == TAIL_EVENTS || t->bytes + len > TAIL_BYTES))
+                tail_drop_oldest(t);
+            tail_ev *x = &t->v[(t->start + t->n) & (TAIL_EVENTS - 1)];
+            x->buf = lf_xmalloc(len);
+            memcpy(x->buf, r->stream, slen + 1);
+            x->type_off = slen + 1;
+            memcpy(x->buf + x->type_off, e->type, tl + 1);
+            x->data_off = x->type_off + tl + 1;
+            memcpy(x->buf + x->data_off, e->data, dl + 1);
+            x->meta_off = x->data_off + dl + 1;
+            memcpy(x->buf + x->meta_off, meta, ml + 1);
+            x->len = len;
+            x->position = first + (int64_t)i;
+            x->version = r->res->last_version - (int64_t)r->n + 1 + (int64_t)i;
+            x->time_ms = e->time_ms ? e->time_ms : r->now;
+            memcpy(x->id, r->ids[i], 16);
+            t->n++;
+            t->bytes += len;
+        }
+    }
+    pthread_rwlock_unlock(&t->lock);
+}
+
+/* read_all from the tail: the events after `after`, consecutive, up to max.
+ * Returns how many it appended to out (0: ask SQLite). */
+static size_t tail_read(sq_store *s, int64_t after, size_t max, lf_event_list *out)
+{
+    tail_ring *t = &s->tail;
+    size_t got = 0;
+    pthread_rwlock_rdlock(&t->lock);
+    if (t->n == 0) goto out;
+    int64_t p0 = t->v[t->start].position;
+    int64_t plast = t->v[(t->start + t->n - 1) & (TAIL_EVENTS - 1)].position;
+    if (after + 1 < p0 || after + 1 > plast) goto out;
+    /* Binary search for after + 1 (positions grow, with possible gaps). */
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->v[(t->start + mid) & (TAIL_EVENTS - 1)].position <= after)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int64_t want = after + 1;
+    for (size_t i = lo; i < t->n && got < max; i++) {
+        const tail_ev *x = &t->v[(t->start + i) & (TAIL_EVENTS - 1)];
+        if (x->position != want) break; /* a gap: SQLite knows the rest */
+        lf_event *e = lf_event_list_push(out);
+        e->position = x->position;
+        e->version = x->version;
+        e->time_ms = x->time_ms;
+        blob_to_uuid(x->id, 16, e->id);
+        e->stream = lf_strdup(x->buf);
+        e->type = lf_strdup(x->buf + x->type_off);
+        e->data = lf_strdup(x->buf + x->data_off);
+        e->meta = lf_strdup(x->buf + x->meta_off);
+        want++;
+        got++;
+    }
+out:
+    pthread_rwlock_unlock(&t->lock);
+    return got;
 }
 
 /* The leader commits a group of batches in one transaction. */
@@ -668,6 +802,11 @@ static int sq_append(void *impl, const char *stream, int64_t expected, const lf_
             s->qhead = s->qtail = NULL;
             pthread_mutex_unlock(&s->qlock);
             commit_group(s, group);
+            tail_push_group(s, group);
+            for (append_req *r = group; r; r = r->next) {
+                free(r->ids);
+                r->ids = NULL;
+            }
             int64_t h = atomic_load(&s->head);
             for (append_req *r = group; r; r = r->next)
                 if (r->rc == 0 && r->res->last_position > h) h = r->res->last_position;
@@ -857,6 +996,7 @@ out:
 static int sq_read_all(void *impl, int64_t after, size_t max, lf_event_list *out)
 {
     sq_store *s = impl;
+    if (tail_read(s, after, max, out)) return 0;
     int idx, rc = reader_get(s, &idx);
     if (rc) return rc;
     reader *rd = &s->readers[idx];

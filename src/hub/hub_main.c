@@ -10,6 +10,7 @@
  * lf_hub_append, lf_hub_wait_projection, lf_hub_booking_key.
  */
 #include "cli/cli.h"
+#include "core/notify.h"
 #include "hub/cluster.h"
 #include "hub/router.h"
 #include "projection/projection.h"
@@ -378,12 +379,14 @@ int lf_cmd_hub(int argc, char **argv)
     printf("listening on %s://%s:%d\n", tls_cert ? "https" : "http", host[0] ? host : "0.0.0.0",
            lf_http_port(h->http));
     fflush(stdout);
+    lf_notify_ready("serving"); /* store open, listener bound (systemd Type=notify) */
     LF_INFO("hub", "node %s serving on port %d, store %s", node, lf_http_port(h->http),
             lf_store_backend(h->store));
 
     int sig = 0;
     sigwait(&sigs, &sig);
     LF_INFO("hub", "signal %d: stopping", sig);
+    lf_notify_stopping();
     status = 0;
 out:
     atomic_store(&h->stopping, 1);

@@ -4,6 +4,7 @@
  * uplink loop (heartbeats, pushes, pruning) until SIGTERM/SIGINT.
  */
 #include "cli/cli.h"
+#include "core/notify.h"
 #include "core/lf.h"
 #include "http/client.h"
 #include "http/http.h"
@@ -185,6 +186,7 @@ int lf_cmd_unit(int argc, char **argv)
     lf_http_parse_listen(listen, host, &port);
     printf("listening on %s://%s:%d\n", tls_cert ? "https" : "http", host, lf_http_port(srv));
     fflush(stdout);
+    lf_notify_ready("serving"); /* store open, listener bound (systemd Type=notify) */
     LF_INFO("unit", "%s: uplink %s to %s", name, uplink, hub ? hub : "(none)");
     while (!unit_stop) {
         int64_t now = lf_mono_ms();
@@ -196,6 +198,7 @@ int lf_cmd_unit(int argc, char **argv)
         }
     }
     LF_INFO("unit", "%s: stopping", name);
+    lf_notify_stopping();
     status = 0;
 out:
     lf_http_stop(srv);

@@ -80,6 +80,16 @@ typedef struct {
 int lf_fleet_batch_parse(json_t *events, size_t max, lf_fleet_uevent *out, size_t *n, char *field,
                          size_t fieldlen, char *msg, size_t msglen);
 
+/* The fast path for a pushed body {"events":[...]}: 1 if it is certainly a
+ * batch lf_fleet_batch_parse accepts (and every data object is already the
+ * text json_dumps(JSON_COMPACT) would give), 0 if not sure — then parse
+ * with jansson and lf_fleet_batch_parse, which decide and word errors.
+ * On 1: out[i] as lf_fleet_batch_parse fills it, except data = NULL and
+ * the data text in data[i]; strings point into *arena (the caller frees it
+ * with free()). out and data must hold max entries. */
+int lf_fleet_batch_fast(const char *body, size_t len, size_t max, lf_fleet_uevent *out,
+                        const char **data, size_t *n, char **arena);
+
 /* ---- pinger (fleet_ping.c) -------------------------------------------- */
 typedef struct lf_fleet_pinger lf_fleet_pinger;
 typedef struct {

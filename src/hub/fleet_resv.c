@@ -68,6 +68,26 @@ void lf_fleet_resv_due_now(fleet_unit *u, int64_t now)
         if (r->next_attempt_ms > now) r->next_attempt_ms = now;
 }
 
+size_t lf_fleet_resv_prune(fleet_unit *u, int64_t now)
+{
+    size_t n = 0;
+    for (fleet_resv **pp = &u->resv; *pp;) {
+        fleet_resv *r = *pp;
+        int done = !r->busy &&
+                   ((r->to_ms > 0 && r->to_ms <= now) ||
+                    (r->want_cancel && (r->cancel_done || r->reserve_result == 2 ||
+                                        (r->reserve_attempts == 0 && r->reserve_result == 0))));
+        if (done) {
+            *pp = r->next;
+            free(r);
+            n++;
+        } else {
+            pp = &r->next;
+        }
+    }
+    return n;
+}
+
 static const char *jstr(json_t *o, const char *k)
 {
     json_t *v = json_object_get(o, k);

@@ -16,6 +16,7 @@ pending deliveries across a hub restart.
   is attempted while the unit is offline, both are delivered once when it
   comes online.
 """
+import json
 import os
 import sys
 import threading
@@ -335,8 +336,90 @@ def test_pending_deliveries_survive_hub_restart():
             f.kill()
 
 
+class SlowUnit:
+    """A fake unit on loopback: answers /ping at once, but takes `delay`
+    seconds to accept a reservation (a unit on a poor connection)."""
+
+    def __init__(self, delay):
+        import http.server
+        outer = self
+        self.received = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _send(self, code, body):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._send(200, {"name": "slow", "seq_head": 0, "config_version": 0})
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                outer.received.append((time.time(), self.path, body))
+                time.sleep(delay)
+                self._send(200, {})
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_slow_units_do_not_hold_up_their_group():
+    slow = [SlowUnit(5) for _ in range(4)]
+    try:
+        with lfhub.Hub(["--ping-interval", "0.3", "--ping-timeout", "8", "--retry-schedule",
+                        "1,2"], env={"LF_FLEET_GROUPS": "1"}) as hub:
+            user = hub.create_user("dave")
+            for i, s in enumerate(slow):
+                hub.create_unit("slow-%d" % i, lockers=[("A01", "S")], presence="poll",
+                                url=s.url)
+            f = Fleet(hub, "fast-1", [("A01", "S")])
+            f.start()
+            try:
+                for i in range(4):
+                    hub.wait_for(lambda: attempts(hub, "slow-%d" % i, "UnitCameOnline"), 20)
+                hub.wait_for(lambda: attempts(hub, "fast-1", "UnitCameOnline"), 20)
+                slow_ids = [reserve(hub, user, "slow-%d" % i)[0] for i in range(4)]
+                hub.wait_for(lambda: all(s.received for s in slow), 10, interval=0.02,
+                             what="slow deliveries started")
+                t0 = time.time()
+                rid, _, _ = reserve(hub, user, "fast-1")
+                hub.wait_for(lambda: delivered(hub, "fast-1", rid), 10, interval=0.02,
+                             what="fast unit delivered")
+                took = time.time() - t0
+                # the four slow calls (5 s each) are still in flight
+                assert took < 3, took
+                assert not any(delivered(hub, "slow-%d" % i, slow_ids[i]) for i in range(4))
+                for i in range(4):
+                    d = hub.wait_for(lambda: delivered(hub, "slow-%d" % i, slow_ids[i]), 20)
+                    assert [x["result"] for x in d] == ["accepted"], d
+                # the four slow ones ran side by side, not one after another
+                starts = sorted(s.received[0][0] for s in slow)
+                assert starts[-1] - starts[0] < 3, starts
+                assert all(len(s.received) == 1 for s in slow), [s.received for s in slow]
+            finally:
+                f.kill()
+    finally:
+        for s in slow:
+            s.close()
+
+
 if __name__ == "__main__":
     lfhub.run_tests([test_reservation_delivered_then_offline_pickup_and_cancel,
                      test_rejection_reassigns_then_cancels,
                      test_pull_mode_unit_and_push_racing_pull,
-                     test_pending_deliveries_survive_hub_restart])
+                     test_pending_deliveries_survive_hub_restart,
+                     test_slow_units_do_not_hold_up_their_group])

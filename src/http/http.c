@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 struct lf_http_server {
@@ -28,6 +29,8 @@ struct lf_http_server {
     const char *component;
     int quiet;
     char *cert_pem, *key_pem;
+    atomic_int active;   /* requests between arrival and completion */
+    atomic_int stopping; /* set by lf_http_stop: streams end, waits end */
 };
 
 typedef struct {
@@ -175,7 +178,7 @@ void lf_http_text(lf_http_resp *resp, int status, const char *content_type, cons
     lf_buf_append(&resp->body, data, len);
 }
 
-static void split_path(lf_http_req *req, char *copy)
+void lf_http_split_path(lf_http_req *req, char *copy)
 {
     req->nsegs = 0;
     char *save = NULL;
@@ -192,6 +195,7 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     lf_http_resp *r = cls;
+    if (r->server_ && atomic_load(&r->server_->stopping)) return MHD_CONTENT_READER_END_OF_STREAM;
     ssize_t n = r->stream_fn(r->stream_ctx, buf, max);
     if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
     return n;
@@ -257,10 +261,8 @@ static int hexval(char ch)
     return -1;
 }
 
-static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s)
+size_t lf_http_unescape(char *s)
 {
-    (void)cls;
-    (void)c;
     char *w = s;
     for (const char *r = s; *r; r++) {
         int hi, lo;
@@ -275,6 +277,13 @@ static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s)
     return (size_t)(w - s);
 }
 
+static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return lf_http_unescape(s);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -284,6 +293,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     reqctx *rc = *con_cls;
     if (!rc) {
         rc = lf_xcalloc(1, sizeof *rc);
+        atomic_fetch_add(&s->active, 1);
         lf_buf_init(&rc->body, s->body_max);
         rc->start_us = lf_mono_us();
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -299,6 +309,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     lf_http_resp *resp = lf_xcalloc(1, sizeof *resp);
+    resp->server_ = s;
     lf_buf_init(&resp->body, 0);
     resp->status = 200;
     char rid[17];
@@ -315,7 +326,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         req.conn = c;
         memcpy(req.request_id, rid, sizeof rid);
         char *copy = lf_strdup(url);
-        split_path(&req, copy);
+        lf_http_split_path(&req, copy);
         char addr[INET6_ADDRSTRLEN] = "?";
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -348,11 +359,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    lf_http_server *s = cls;
     (void)c;
     (void)toe;
     reqctx *rc = *con_cls;
     if (!rc) return;
+    atomic_fetch_sub(&s->active, 1);
     lf_buf_free(&rc->body);
     free(rc);
     *con_cls = NULL;
@@ -463,13 +475,11 @@ void lf_http_stop(lf_http_server *s)
 {
     if (!s) return;
     lf_http_quiesce(s);
-    /* Let in-flight requests finish (bounded). */
-    for (int i = 0; i < 100; i++) {
-        const union MHD_DaemonInfo *di =
-            MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        if (!di || di->num_connections == 0) break;
-        lf_sleep_ms(100);
-    }
+    /* Streams (SSE) end at their next chunk; requests being processed
+     * finish (bounded, 10 s). Idle keep-alive connections are not
+     * waited for: MHD_stop_daemon closes them. */
+    atomic_store(&s->stopping, 1);
+    for (int i = 0; i < 200 && atomic_load(&s->active) > 0; i++) lf_sleep_ms(50);
     MHD_stop_daemon(s->d);
     free(s->cert_pem);
     free(s->key_pem);

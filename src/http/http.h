@@ -55,6 +55,7 @@ typedef struct {
     /* Text logged as the "what" of the request log line (e.g. route);
      * static string, optional. */
     const char *route;
+    struct lf_http_server *server_; /* internal: set by the server */
 } lf_http_resp;
 
 typedef void (*lf_http_handler)(lf_http_req *req, lf_http_resp *resp, void *app);
@@ -101,6 +102,14 @@ void lf_http_error(lf_http_resp *resp, int status, const char *code, const char 
 void lf_http_header_add(lf_http_resp *resp, const char *name, const char *value);
 void lf_http_text(lf_http_resp *resp, int status, const char *content_type, const void *data,
                   size_t len);
+
+/* The server's path and query handling, exposed for fuzz/fuzz_router.c:
+ * lf_http_unescape decodes %XX in place except %00 (kept as text, so no
+ * NUL cuts a name short) and returns the new length; lf_http_split_path
+ * splits copy (modified, borrowed by req) on '/' into req->segs/nsegs
+ * (-1 past LF_HTTP_MAX_SEGS). */
+size_t lf_http_unescape(char *s);
+void lf_http_split_path(lf_http_req *req, char *copy);
 
 /* Parses "HOST:PORT" (HOST may be empty, "*", a name or [v6]); returns
  * LF_EINVAL on junk. host must hold 256 bytes. */

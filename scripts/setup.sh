@@ -11,7 +11,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang clang-format
   libnats-dev libgnutls28-dev libsystemd-dev curl ca-certificates)
 TEST_PKGS=(postgresql redis-server nats-server chromium nodejs openssl
   procps psmisc libclang-rt-14-dev prometheus
-  systemd man-db)
+  systemd)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--all" ]]; then want+=("${TEST_PKGS[@]}"); fi

@@ -70,8 +70,8 @@ typedef struct {
  * Filled by the group commit leader after each successful COMMIT; read by
  * read_all. Positions in it only grow, but may have gaps (another process
  * wrote to the file): a read stops at a gap and SQLite answers for it. */
-#define TAIL_EVENTS 32768      /* a power of two */
-#define TAIL_BYTES (16u << 20) /* bound on the bytes of the events held */
+#define TAIL_EVENTS 131072 /* a power of two */
+#define TAIL_BYTES (32u << 20) /* bound on the bytes of the events held */
 typedef struct {
     pthread_rwlock_t lock;
     tail_ev *v;      /* TAIL_EVENTS slots */

@@ -128,6 +128,15 @@ int lf_code_verify(const unsigned char key[LF_CODE_KEY_LEN], const char *code, i
     if (!key || !code) goto out;
     clen = strnlen(code, LF_CODE_MAX);
     if (clen >= LF_CODE_MAX || clen <= plen || memcmp(code, CODE_PREFIX, plen) != 0) goto out;
+    /* Only the URL-safe alphabet: libsodium 1.0.18's decoder maps some
+     * bytes >= 0x80 to digits (found by fuzz/fuzz_code.c: "\x98" read as
+     * '_'), which would give one code several spellings. */
+    for (size_t i = plen; i < clen; i++) {
+        char ch = code[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_'))
+            goto out;
+    }
     if (sodium_base642bin(bin, sizeof bin, code + plen, clen - plen, NULL, &blen, &end,
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
         end != code + clen)

@@ -10,4 +10,9 @@
 /* The lf_http_handler of the hub: app is the lf_hub. */
 void lf_router_dispatch(lf_http_req *req, lf_http_resp *resp, void *app);
 
+/* 1 if req's path segments match pattern ("/v1/units/:name"), filling
+ * params (LF_ROUTE_MAX_PARAMS, borrowed from req) in order; else 0.
+ * Exposed for fuzz/fuzz_router.c. */
+int lf_router_match(const char *pattern, const lf_http_req *req, const char **params);
+
 #endif

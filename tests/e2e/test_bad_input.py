@@ -285,6 +285,20 @@ def test_hub_matrix():
                                 {"X-H%d" % i: "v" * 100 for i in range(2000)})
         assert st in (400, 413, 431) or st == 0, (st, raw[:200])
         p.check()
+        # ---- JSONTestSuite's must-reject documents (read at run time if present)
+        jts = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared",
+                           "testdata", "JSONTestSuite", "test_parsing")
+        if os.path.isdir(jts):
+            for fn in sorted(os.listdir(jts)):
+                if not fn.startswith("n_"):
+                    continue
+                with open(os.path.join(jts, fn), "rb") as f:
+                    doc = f.read()
+                if not doc:
+                    continue
+                p.send("POST", "/v1/units/bad-u/events", doc, utok, statuses=[400],
+                       what="JSONTestSuite " + fn)
+            p.check()
         # ---- extra fields cannot pick server-chosen values
         st, b, _ = hub.admin("POST", "/v1/users", {"name": "bob", "token": "mine-mine-mine-mine",
                                                   "user_id": "forged", "position": 1})

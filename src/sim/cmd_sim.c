@@ -699,6 +699,12 @@ out:
     for (int i = 0; i < nthr; i++)
         pthread_join(thr[i], NULL);
     free(thr);
+    /* Requests held by "offline" units would keep the HTTP server from
+     * stopping for OFFLINE_HOLD_MS: let them answer now. */
+    for (int i = 0; S.units && i < S.n; i++) {
+        lf_unit *su_u = atomic_load(&S.units[i].u);
+        if (su_u) lf_unit_set_offline(su_u, false);
+    }
     lf_http_stop(srv);
     for (int i = 0; S.units && i < S.n; i++)
         lf_unit_close(atomic_load(&S.units[i].u));

@@ -194,6 +194,26 @@ static int fold_conflict(lf_booking_state *st, json_t *d)
     return 0;
 }
 
+/* The unit said r's locker is in use for r's window (a rejected
+ * delivery): keep it blocked, so neither r nor a later reservation is
+ * put back on it. Idempotent. */
+static void block_rejected(lf_booking_state *st, const lf_reservation *r)
+{
+    lf_booking_rental b;
+    memset(&b, 0, sizeof b);
+    snprintf(b.rental_id, sizeof b.rental_id, "rj:%s:%s", r->id, r->locker);
+    snprintf(b.locker, sizeof b.locker, "%s", r->locker);
+    b.from_ms = r->from_ms;
+    b.to_ms = r->to_ms;
+    for (size_t i = 0; i < st->nrent; i++)
+        if (strcmp(st->rent[i].rental_id, b.rental_id) == 0) return;
+    if (st->nrent == st->caprent) {
+        st->caprent = st->caprent ? st->caprent * 2 : 4;
+        st->rent = lf_xrealloc(st->rent, st->caprent * sizeof *st->rent);
+    }
+    st->rent[st->nrent++] = b;
+}
+
 int lf_booking_apply(lf_booking_state *st, int64_t version, const char *type, const char *data)
 {
     json_t *d = NULL;
@@ -230,14 +250,17 @@ int lf_booking_apply(lf_booking_state *st, int64_t version, const char *type, co
         r->status = LF_RES_CANCELLED;
         if (!get_str(d, "reason", r->cancel_reason, sizeof r->cancel_reason))
             strcpy(r->cancel_reason, "user");
+        if (strcmp(r->cancel_reason, "unit_rejected") == 0) block_rejected(st, r);
     } else if (strcmp(type, "ReservationExpired") == 0) {
         if (r->status == LF_RES_HELD) r->status = LF_RES_EXPIRED;
     } else if (strcmp(type, "ReservationReassigned") == 0) {
-        char to[LF_BOOKING_LOCKER_MAX];
+        char to[LF_BOOKING_LOCKER_MAX], why[16] = "";
         if (!get_str(d, "to_locker", to, sizeof to)) {
             rc = LF_EINVAL;
             goto out;
         }
+        get_str(d, "reason", why, sizeof why);
+        if (strcmp(why, "unit_rejected") == 0) block_rejected(st, r);
         memcpy(r->locker, to, sizeof to);
         r->reassigned++;
     }

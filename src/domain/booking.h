@@ -14,7 +14,8 @@
  *    (clock skew), to <= now + 30 days;
  *  - a locker is taken for a window by a confirmed reservation, a hold
  *    whose hold_expires_at is still in the future, or a walk-up rental
- *    recorded by a ConflictDetected event;
+ *    recorded by a ConflictDetected event, or a locker the unit rejected
+ *    a delivery for (ReservationReassigned/Cancelled reason unit_rejected);
  *  - reserve picks, in locker-id order, a free locker of the size outside
  *    the unit's offline allotment first, and from the allotment only when
  *    the caller says the unit is online;
@@ -200,7 +201,9 @@ int lf_booking_resolve_rental(const lf_booking_state *st, const lf_booking_locke
  * "unit_rejected"} (+ RefundIssued when paid). No events when the
  * reservation is unknown, no longer active, or already on another locker
  * (a stale answer). Event ids derive from (id, locker), so re-processing
- * the same rejection is idempotent. */
+ * the same rejection is idempotent. The fold keeps a rejected locker
+ * blocked for that window (like a rental), so a reservation never goes
+ * back and forth between two lockers the unit has in use. */
 int lf_booking_resolve_rejection(const lf_booking_state *st, const lf_booking_lockers *lk,
                                  const char *id, const char *locker, int64_t now_ms,
                                  lf_booking_events *out);

@@ -56,6 +56,15 @@ def delivered(hub, unit, rid, action="reserve"):
             and e["data"]["action"] == action]
 
 
+def presence(hub, unit):
+    """The unit's last presence transition: "online", "offline" or None."""
+    last = None
+    for e in stream(hub, "unit-" + unit):
+        if e["type"] in ("UnitCameOnline", "UnitWentOffline"):
+            last = "online" if e["type"] == "UnitCameOnline" else "offline"
+    return last
+
+
 def attempts(hub, unit, typ):
     return [e for e in stream(hub, "unit-" + unit) if e["type"] == typ]
 
@@ -137,7 +146,7 @@ def test_reservation_delivered_then_offline_pickup_and_cancel():
 
             # the unit goes offline; a second reservation never reaches it
             f.kill()
-            hub.wait_for(lambda: attempts(hub, "dl-1", "UnitWentOffline"), 20, what="offline")
+            hub.wait_for(lambda: presence(hub, "dl-1") == "offline", 20, what="offline")
             rid2, locker2, code2 = reserve(hub, user, "dl-1")
             assert locker2 != locker
             time.sleep(3)  # retry periods pass: nothing is attempted while offline
@@ -185,11 +194,13 @@ def test_reservation_delivered_then_offline_pickup_and_cancel():
 def test_rejection_reassigns_then_cancels():
     with lfhub.Hub(FAST) as hub:
         user = hub.create_user("bob")
-        f = Fleet(hub, "rj-1", [("A01", "S"), ("A02", "S")])
-        # no uplink: the walk-up rental stays on the unit, the hub never hears of it
+        f = Fleet(hub, "rj-1", [("A01", "S"), ("A02", "S"), ("B01", "M")])
+        # no uplink: the walk-up rentals stay on the unit, the hub never hears of them
         p = f.start(with_hub=False)
         st, r1, _ = p.post("/screen/rent", {"size": "S", "minutes": 120, "payment": "ok"})
         assert st in (200, 201) and r1["locker"] == "A01", (st, r1)
+        st, r2, _ = p.post("/screen/rent", {"size": "M", "minutes": 120, "payment": "ok"})
+        assert st in (200, 201) and r2["locker"] == "B01", (st, r2)
         hub.wait_for(lambda: attempts(hub, "rj-1", "UnitCameOnline"), 20, what="online")
 
         # the hub books A01 (it knows of no rental); the unit says locker_in_use
@@ -214,9 +225,14 @@ def test_rejection_reassigns_then_cancels():
         st, o, _ = p.post("/screen/pickup", {"code": b["code"]})
         assert st == 200 and o["locker"] == "A02", (st, o)
 
-        # no S locker left the unit would accept: cancelled with unit_rejected
-        rid2, locker2, _ = reserve(hub, user, "rj-1")
-        assert locker2 == "A01"
+        # the hub keeps A01 blocked for that window now: no S locker left
+        frm, to = window()
+        st, b, _ = hub.post("/v1/reservations", {"unit": "rj-1", "size": "S", "from": frm,
+                                                 "to": to}, token=user["token"])
+        assert st == 409 and b["error"]["code"] == "unavailable", (st, b)
+        # the only M locker is in use on the unit: cancelled with unit_rejected
+        rid2, locker2, _ = reserve(hub, user, "rj-1", size="M")
+        assert locker2 == "B01"
         r = wait_resv(hub, user, rid2, lambda r: r["status"] == "cancelled", "cancelled")
         assert r["reason"] == "unit_rejected" and r["delivery"] == "rejected", r
         bk = [e for e in stream(hub, "bookings-rj-1")

@@ -368,6 +368,55 @@ static int setup(void **state)
     return lf_init();
 }
 
+/* The unit rejected a delivery (locker in use there): moved to another
+ * free locker of the size, else cancelled unit_rejected (+ refund). */
+static void unit_rejection_reassign_then_cancel(void **state)
+{
+    lf_booking_state st;
+    lf_booking_events e = {0}, again = {0};
+    const char *a, *b;
+    char la[16], lb[16];
+    (void)state;
+    lf_booking_state_init(&st);
+    assert_int_equal(reserve(&st, 'S', NOW, NOW + HOUR, 0, NOW, &a, la), 0);
+    assert_string_equal(la, "A01");
+    /* a stale answer (another locker) or an unknown id: nothing */
+    assert_int_equal(lf_booking_resolve_rejection(&st, &LK, a, "A02", NOW, &e), 0);
+    assert_int_equal(e.n, 0);
+    assert_int_equal(lf_booking_resolve_rejection(&st, &LK, new_id(), "A01", NOW, &e), 0);
+    assert_int_equal(e.n, 0);
+    assert_int_equal(lf_booking_resolve_rejection(&st, &LK, a, "A01", NOW, &e), 0);
+    assert_int_equal(e.n, 1);
+    assert_string_equal(e.ev[0].type, "ReservationReassigned");
+    assert_non_null(strstr(e.ev[0].data, "\"to_locker\":\"A02\""));
+    assert_non_null(strstr(e.ev[0].data, "\"reason\":\"unit_rejected\""));
+    assert_int_equal(lf_booking_resolve_rejection(&st, &LK, a, "A01", NOW, &again), 0);
+    assert_string_equal(again.ev[0].id, e.ev[0].id); /* deterministic */
+    lf_booking_events_free(&again);
+    commit(&st, &e);
+    assert_string_equal(lf_booking_find(&st, a)->locker, "A02");
+    /* A02 rejected too: A03 (allotment: the unit is online to answer) */
+    assert_int_equal(lf_booking_resolve_rejection(&st, &LK, a, "A02", NOW, &e), 0);
+    assert_non_null(strstr(e.ev[0].data, "\"to_locker\":\"A03\""));
+    commit(&st, &e);
+    /* M: only B01, confirmed and paid -> cancelled + refund */
+    assert_int_equal(reserve(&st, 'M', NOW, NOW + HOUR, 0, NOW, &b, lb), 0);
+    assert_int_equal(lf_booking_confirm(&st, b, 300, NOW, &e), 0);
+    commit(&st, &e);
+    assert_int_equal(lf_booking_resolve_rejection(&st, &LK, b, "B01", NOW, &e), 0);
+    assert_int_equal(e.n, 2);
+    assert_string_equal(e.ev[0].type, "ReservationCancelled");
+    assert_non_null(strstr(e.ev[0].data, "\"reason\":\"unit_rejected\""));
+    assert_string_equal(e.ev[1].type, "RefundIssued");
+    assert_non_null(strstr(e.ev[1].data, "\"amount_cents\":300"));
+    commit(&st, &e);
+    assert_int_equal(lf_booking_find(&st, b)->status, LF_RES_CANCELLED);
+    /* cancelled: a late rejection decides nothing */
+    assert_int_equal(lf_booking_resolve_rejection(&st, &LK, b, "B01", NOW, &e), 0);
+    assert_int_equal(e.n, 0);
+    lf_booking_state_free(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +430,7 @@ int main(void)
         cmocka_unit_test(conflict_reassign_then_cancel),
         cmocka_unit_test(conflict_two_reservations_distinct_targets),
         cmocka_unit_test(event_ids),
+        cmocka_unit_test(unit_rejection_reassign_then_cancel),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

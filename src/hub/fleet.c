@@ -33,6 +33,7 @@
 #define FLEET_DEFAULT_HB_MS 30000
 #define FLEET_DELIVERY_THREADS 8 /* per group; env LF_FLEET_DELIVERY_THREADS */
 #define FLEET_PRUNE_MS 10000
+#define FLEET_RELAY_MAX 4096 /* relayed heartbeats read per scan */
 
 static struct lf_fleet *fleet_of(lf_hub *h)
 {
@@ -208,6 +209,97 @@ void lf_fleet_lost(struct lf_fleet *f, const char *name, const char *reason, con
         LF_INFO("fleet", "unit %s offline (%s: %s)", name, reason, detail ? detail : "");
     }
     if (went) update_gauge(f);
+}
+
+/* ---- heartbeats relayed between hub nodes ---------------------------- */
+
+int64_t lf_fleet_hb_grace(const struct lf_fleet *f, const fleet_unit *u)
+{
+    return f->h->cfg.heartbeat_grace_ms > 0 ? f->h->cfg.heartbeat_grace_ms : 3 * u->hb_interval_ms;
+}
+
+/* "seen.<unit>." (the trailing dot makes the name an exact list prefix);
+ * a hash of the name when that would not fit. */
+static void seen_lease_name(const char *unit, char out[LF_LEASE_NAME_MAX + 1])
+{
+    if (strlen(unit) + 6 <= LF_LEASE_NAME_MAX) {
+        snprintf(out, LF_LEASE_NAME_MAX + 1, "seen.%s.", unit);
+        return;
+    }
+    unsigned char d[16];
+    char hex[33];
+    crypto_generichash(d, sizeof d, (const unsigned char *)unit, strlen(unit), NULL, 0);
+    sodium_bin2hex(hex, sizeof hex, d, sizeof d);
+    snprintf(out, LF_LEASE_NAME_MAX + 1, "seen.h%s.", hex);
+}
+
+void lf_fleet_hb_relay(struct lf_fleet *f, fleet_unit *u)
+{
+    char name[LF_LEASE_NAME_MAX + 1];
+    pthread_mutex_lock(&f->mu);
+    int relay = f->owned && !lf_fleet_shard_owned(u->shard, f->owned);
+    int64_t grace = lf_fleet_hb_grace(f, u);
+    pthread_mutex_unlock(&f->mu);
+    if (!relay) return;
+    seen_lease_name(u->name, name);
+    /* one owner for every node, so any node renews it: the record only
+     * says "seen at expiry - grace" */
+    int rc = lf_store_lease(f->h->store, name, "seen", grace, NULL);
+    if (rc != 0) LF_DEBUG("fleet", "relaying the heartbeat of %s: %s", u->name, lf_strerror(rc));
+}
+
+/* A relayed heartbeat: seen, at the time the relay was renewed. */
+static void seen_at(struct lf_fleet *f, const char *unit, int64_t at)
+{
+    lf_fleet_seen(f, unit, "heartbeat", -1);
+    pthread_mutex_lock(&f->mu);
+    fleet_unit *u = lf_fleet_find(f, unit);
+    if (u && at < u->ps.last_seen_at_ms) u->ps.last_seen_at_ms = at;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* The owner, before marking name heartbeat_missed: when another node
+ * relayed a heartbeat within the grace, that counts as seen (at the time
+ * the relay was renewed). Returns true if so. f->mu NOT held. */
+static bool hb_relayed(struct lf_fleet *f, const char *unit, int64_t grace)
+{
+    char name[LF_LEASE_NAME_MAX + 1];
+    lf_lease l[4];
+    size_t n = 0;
+    seen_lease_name(unit, name);
+    if (lf_store_lease_list(f->h->store, name, l, 4, &n) != 0) return false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(l[i].name, name) != 0 || l[i].left_ms <= 0) continue;
+        seen_at(f, unit, lf_now_ms() - grace + l[i].left_ms);
+        return true;
+    }
+    return false;
+}
+
+/* The owner's scan for relayed heartbeats of its units shown offline (a
+ * relay only renews a lease: nothing else would bring them back). At most
+ * FLEET_RELAY_MAX relays per scan; names longer than 58 bytes are hashed
+ * in the lease name and come back only through hb_relayed. */
+static void relay_scan(struct lf_fleet *f)
+{
+    lf_lease *l = lf_xmalloc(FLEET_RELAY_MAX * sizeof *l);
+    size_t n = 0;
+    if (lf_store_lease_list(f->h->store, "seen.", l, FLEET_RELAY_MAX, &n) != 0) n = 0;
+    for (size_t i = 0; i < n; i++) {
+        char unit[LF_LEASE_NAME_MAX + 1];
+        size_t len = strlen(l[i].name);
+        if (len < 7 || l[i].name[len - 1] != '.' || l[i].left_ms <= 0) continue;
+        snprintf(unit, sizeof unit, "%.*s", (int)(len - 6), l[i].name + 5);
+        int64_t grace = 0;
+        pthread_mutex_lock(&f->mu);
+        fleet_unit *u = lf_fleet_find(f, unit);
+        if (u && !u->ps.online && u->presence == LF_PRESENCE_HEARTBEAT &&
+            lf_fleet_shard_owned(u->shard, f->owned))
+            grace = lf_fleet_hb_grace(f, u);
+        pthread_mutex_unlock(&f->mu);
+        if (grace > 0 && l[i].left_ms > 0) seen_at(f, unit, lf_now_ms() - grace + l[i].left_ms);
+    }
+    free(l);
 }
 
 /* ---- the unit table ------------------------------------------------- */
@@ -534,8 +626,18 @@ static void *work_main(void *arg)
     int64_t pull_every = f->h->cfg.pull_interval_ms > 0 ? f->h->cfg.pull_interval_ms : 60000;
     g->next_pull_ms = lf_mono_ms();
     g->next_prune_ms = lf_mono_ms() + FLEET_PRUNE_MS;
+    pthread_mutex_lock(&f->mu);
+    int clustered = f->owned != NULL; /* several nodes: fixed at start */
+    pthread_mutex_unlock(&f->mu);
+    int64_t next_relay_ms = 0, relay_every = f->h->cfg.heartbeat_grace_ms / 3;
+    if (relay_every < 250 || relay_every > 1000) relay_every = relay_every < 250 ? 250 : 1000;
     while (!atomic_load(&f->stop)) {
         int64_t now = lf_now_ms();
+        if (g->idx == 0 && clustered && lf_mono_ms() >= next_relay_ms) {
+            next_relay_ms = lf_mono_ms() + relay_every; /* one scan per node */
+            relay_scan(f);
+            now = lf_now_ms();
+        }
         int pull_tick = lf_mono_ms() >= g->next_pull_ms;
         int prune = lf_mono_ms() >= g->next_prune_ms;
         size_t pruned = 0;
@@ -549,8 +651,7 @@ static void *work_main(void *arg)
                 if (!owned_in_group(f, u, g->idx)) continue;
                 if (prune) pruned += lf_fleet_resv_prune(u, now);
                 if (u->presence == LF_PRESENCE_HEARTBEAT) {
-                    int64_t grace = f->h->cfg.heartbeat_grace_ms > 0 ? f->h->cfg.heartbeat_grace_ms
-                                                                     : 3 * u->hb_interval_ms;
+                    int64_t grace = lf_fleet_hb_grace(f, u);
                     int64_t since = u->ps.known ? u->ps.last_seen_at_ms : f->started_ms;
                     if ((u->ps.online || (!u->ps.known && u->persisted != 0)) &&
                         now - since > grace)
@@ -572,8 +673,15 @@ static void *work_main(void *arg)
             }
         pthread_mutex_unlock(&f->mu);
         if (pruned) LF_DEBUG("fleet", "group %d: %zu finished reservations pruned", g->idx, pruned);
-        for (size_t i = 0; i < lost.n && !atomic_load(&f->stop); i++)
+        for (size_t i = 0; i < lost.n && !atomic_load(&f->stop); i++) {
+            int64_t grace = 0;
+            pthread_mutex_lock(&f->mu);
+            fleet_unit *u = lf_fleet_find(f, lost.names[i]);
+            if (u && f->owned) grace = lf_fleet_hb_grace(f, u); /* several nodes */
+            pthread_mutex_unlock(&f->mu);
+            if (grace > 0 && hb_relayed(f, lost.names[i], grace)) continue;
             lf_fleet_lost(f, lost.names[i], "heartbeat_missed", "no heartbeat within the grace");
+        }
         free(lost.names);
         pthread_mutex_lock(&f->mu);
         if (!g->wake && !atomic_load(&f->stop)) {
@@ -593,10 +701,43 @@ static void *work_main(void *arg)
 
 /* ---- the log follower: reservations as they are decided ---------------- */
 
+/* Config events another node wrote to unit-{name}: a ConfigDesired
+ * queued through any node reaches the owner; ConfigApplied (a heartbeat
+ * on another node) only raises applied_version. This node's own
+ * ConfigDesired is already in memory (same version: skipped). */
+static void on_config_event(struct lf_fleet *f, const lf_event *ev)
+{
+    int desired = strcmp(ev->type, "ConfigDesired") == 0;
+    if (!desired && strcmp(ev->type, "ConfigApplied") != 0) return;
+    fleet_unit *u = lf_fleet_get(f, ev->stream + 5);
+    if (!u) return;
+    json_t *d = json_loads(ev->data, 0, NULL);
+    json_t *v = d ? json_object_get(d, "version") : NULL;
+    int wake = 0, group;
+    pthread_mutex_lock(&f->mu);
+    if (!desired) {
+        lf_fleet_cfg_fold(u, ev); /* monotonic */
+    } else if (json_is_integer(v) && json_integer_value(v) > u->cfg.desired_version) {
+        lf_fleet_cfg_fold(u, ev);
+        if (u->cfg.desired_version > u->cfg.applied_version) {
+            u->cfg.next_attempt_ms = lf_now_ms(); /* due now, as if queued here */
+            wake = 1;
+        }
+    }
+    group = u->group;
+    pthread_mutex_unlock(&f->mu);
+    json_decref(d);
+    if (wake) lf_fleet_wake(f, group);
+}
+
 static int on_event(const lf_event *ev, void *ctx)
 {
     struct lf_fleet *f = ctx;
     if (atomic_load(&f->stop)) return 1;
+    if (strncmp(ev->stream, "unit-", 5) == 0 && strncmp(ev->type, "Config", 6) == 0) {
+        on_config_event(f, ev);
+        return 0;
+    }
     if (strncmp(ev->stream, "bookings-", 9) != 0) return 0;
     const char *name = ev->stream + 9;
     fleet_unit *u = lf_fleet_get(f, name); /* loads it (and this event) if new */

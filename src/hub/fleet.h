@@ -221,6 +221,14 @@ fleet_unit *lf_fleet_get(struct lf_fleet *f, const char *name);
  * updates presence and emits UnitCameOnline on a transition. response_ms
  * < 0 when not measured. f->mu NOT held. */
 void lf_fleet_seen(struct lf_fleet *f, const char *name, const char *via, int64_t response_ms);
+/* The heartbeat grace of u: --heartbeat-grace, else 3 x its interval. */
+int64_t lf_fleet_hb_grace(const struct lf_fleet *f, const fleet_unit *u);
+/* Several hub nodes: a heartbeat that reaches a node not owning the
+ * unit's shard is relayed to the owner through a store lease
+ * "seen.<unit>." (owner "seen", ttl = the grace; any node renews it), which
+ * the owner reads before it marks the unit heartbeat_missed. f->mu NOT
+ * held; a no-op when this node owns the shard or there is no cluster. */
+void lf_fleet_hb_relay(struct lf_fleet *f, fleet_unit *u);
 /* A failed ping or a missed heartbeat: emits UnitWentOffline on a
  * transition. f->mu NOT held. */
 void lf_fleet_lost(struct lf_fleet *f, const char *name, const char *reason, const char *detail);

@@ -372,6 +372,7 @@ void lf_fleet_route_heartbeat(lf_ctx *c)
         goto out;
     }
     lf_fleet_seen(f, name, "heartbeat", -1);
+    lf_fleet_hb_relay(f, u); /* to the shard's owner, when that is another node */
     int64_t reported = cv ? json_integer_value(cv) : -1;
     int applied_now = 0, wake = 0;
     json_t *resp;

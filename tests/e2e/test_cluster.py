@@ -22,6 +22,7 @@ SRC = os.environ.get("LF_SOURCE_DIR",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 N_UNITS = 24
 RENEW, TTL = 0.5, 2.0
+HB_GRACE = 1.5
 
 
 def cluster(hub):
@@ -118,11 +119,61 @@ def check_no_double_booking(hub, unit, timeout=30):
         time.sleep(0.5)
 
 
+def heartbeat_through_non_owner(a, by_id):
+    name = "hb-relay-1"
+    reg = a.create_unit(name, presence="heartbeat")
+    owner_id = shard_map(a)[reg["shard"][0]]
+    owner = by_id[owner_id]
+    other = [h for i, h in sorted(by_id.items()) if i != owner_id][0]
+    stop = threading.Event()
+
+    def beat():
+        while not stop.is_set():
+            other.post("/v1/units/%s/heartbeat" % name, {"seq_head": 0, "config_version": 0},
+                       token=reg["token"])
+            stop.wait(HB_GRACE / 4)
+    t = threading.Thread(target=beat)
+    t.start()
+    try:
+        def view():
+            st, u, _ = owner.admin("GET", "/v1/units/" + name)
+            assert st == 200, u
+            return u
+        owner.wait_for(lambda: view()["online"], timeout=20, what="relayed unit online on its owner")
+        time.sleep(3 * HB_GRACE)  # several graces: the owner must not mark it offline
+        assert view()["online"], view()
+        st, r, _ = other.put("/v1/units/%s/config?mode=queued" % name, {"config": {"x": 1}},
+                             token=other.admin_token)
+        assert st == 202, r
+
+        def owner_knows():
+            st, cf, _ = owner.admin("GET", "/v1/units/%s/config" % name)
+            return st == 200 and cf["desired_version"] == r["version"]
+        owner.wait_for(owner_knows, timeout=20, what="config queued on a non-owner seen by the owner")
+        st, hb, _ = owner.post("/v1/units/%s/heartbeat" % name,
+                               {"seq_head": 0, "config_version": 0}, token=reg["token"])
+        assert st == 200 and hb["desired_config_version"] == r["version"], hb
+        assert hb.get("config") == {"x": 1}, hb
+    finally:
+        stop.set()
+        t.join()
+    # silent now: the owner marks it offline after the grace (+ the relay's)
+    t0 = time.time()
+    owner.wait_for(lambda: not view()["online"], timeout=20, what="silent unit marked offline")
+    print("heartbeat relay: owner %s, relaying node %s; silent unit offline after %.1f s "
+          "(grace %.1f s)" % (owner_id, other.extra_args[-1], time.time() - t0, HB_GRACE),
+          flush=True)
+    # (one offline event may come before its first heartbeat: never seen)
+    offs = [e for e in stream_events(a, "unit-" + name)
+            if e["type"] == "UnitWentOffline" and e["data"]["last_seen_at"]]
+    assert len(offs) == 1 and offs[0]["data"]["reason"] == "heartbeat_missed", offs
+
+
 def test_cluster_failover():
     url = os.environ["LF_TEST_STORE_URL"]
     common = ["--store", url, "--lease-renew", str(RENEW), "--lease-ttl", str(TTL),
               "--ping-interval", "0.5", "--ping-timeout", "1", "--pull-interval", "0.5",
-              "--retry-schedule", "1", "--quiet-http"]
+              "--retry-schedule", "1", "--heartbeat-grace", str(HB_GRACE), "--quiet-http"]
     hubs = [lfhub.Hub(extra_args=common + ["--node-id", "A"])]
     try:
         # every node shares the hub secret (unit credentials, booking keys)
@@ -166,6 +217,10 @@ def test_cluster_failover():
                 return u
             a.wait_for(lambda: all(owner_view(n)["online"] for n in names), timeout=60,
                        what="every unit online on its owner")
+            # 3a. a heartbeat unit that only calls a node NOT owning its
+            # shard stays online on the owner (relayed through a store
+            # lease); a config queued on that node reaches the owner
+            heartbeat_through_non_owner(a, {"A": a, "B": b, "C": c})
             # 3. reservations race through all nodes for the same lockers
             users = [h.create_user("u-" + h.extra_args[-1]) for h in hubs]
             now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)

@@ -256,8 +256,10 @@ static int fs_int(fscan *s, int64_t *v)
     if (neg) p++;
     const unsigned char *d0 = p;
     int64_t x = 0;
-    while (p < s->end && *p >= '0' && *p <= '9')
-        x = x * 10 + (*p++ - '0');
+    while (p < s->end && *p >= '0' && *p <= '9') {
+        if (p - d0 < 18) x = x * 10 + (*p - '0'); /* more digits: refused below, never overflows */
+        p++;
+    }
     size_t nd = (size_t)(p - d0);
     if (nd == 0 || nd > 18 || (nd > 1 && *d0 == '0') || (neg && x == 0)) return 0;
     if (p < s->end && (*p == '.' || *p == 'e' || *p == 'E')) return 0;

@@ -709,11 +709,25 @@ static void on_config_event(struct lf_fleet *f, const lf_event *ev)
 {
     int desired = strcmp(ev->type, "ConfigDesired") == 0;
     if (!desired && strcmp(ev->type, "ConfigApplied") != 0) return;
+    if (desired) {
+        /* this node's own desire is in memory already (the PUT put it
+         * there, and a live PUT is delivering it right now) */
+        json_t *m = json_loads(ev->meta ? ev->meta : "{}", 0, NULL);
+        const char *node = json_string_value(json_object_get(m, "node"));
+        int own = node && strcmp(node, f->h->cfg.node_id ? f->h->cfg.node_id : "hub-1") == 0;
+        json_decref(m);
+        if (own) return;
+    }
     fleet_unit *u = lf_fleet_get(f, ev->stream + 5);
     if (!u) return;
     json_t *d = json_loads(ev->data, 0, NULL);
     json_t *v = d ? json_object_get(d, "version") : NULL;
     int wake = 0, group;
+    /* PUT config holds cfg_mu from its append until its in-memory
+     * desired_version is set: wait for it, or a follower that reads the
+     * log faster than the PUT returns would take this node's own
+     * ConfigDesired for another node's and deliver it a second time. */
+    if (desired) pthread_mutex_lock(&f->cfg_mu);
     pthread_mutex_lock(&f->mu);
     if (!desired) {
         lf_fleet_cfg_fold(u, ev); /* monotonic */
@@ -726,6 +740,7 @@ static void on_config_event(struct lf_fleet *f, const lf_event *ev)
     }
     group = u->group;
     pthread_mutex_unlock(&f->mu);
+    if (desired) pthread_mutex_unlock(&f->cfg_mu);
     json_decref(d);
     if (wake) lf_fleet_wake(f, group);
 }

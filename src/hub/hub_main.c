@@ -184,6 +184,7 @@ static int secs_to_ms(double s, const char *flag, int64_t *out)
     return 0;
 }
 
+/* Parses "60,300,900" into cfg->retry_ms; 2 if malformed (no message). */
 static int parse_retry(const char *s, lf_hub_config *cfg)
 {
     cfg->nretry = 0;
@@ -193,16 +194,45 @@ static int parse_retry(const char *s, lf_hub_config *cfg)
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         char *end;
         double v = strtod(t, &end);
-        if (end == t || *end || !(v > 0) || v > 1e7 || cfg->nretry >= LF_RETRY_MAX) {
-            fprintf(stderr,
-                    "lockerfleet hub: --retry-schedule must be up to %d positive seconds, "
-                    "comma separated\n",
-                    LF_RETRY_MAX);
-            return 2;
-        }
+        if (end == t || *end || !(v > 0) || v > 1e7 || cfg->nretry >= LF_RETRY_MAX) return 2;
         cfg->retry_ms[cfg->nretry++] = (int64_t)(v * 1000.0 + 0.5);
     }
     return cfg->nretry ? 0 : 2;
+}
+
+/* Checks a value of any source (flag, LOCKERFLEET_* env, config file) as
+ * it is read, so the message names where it came from (cli.h). */
+static const char *hub_check(const lf_opt *o, const void *value)
+{
+    const char *s =
+        o->kind == LF_OPT_STR || o->kind == LF_OPT_SECRET ? *(const char *const *)value : "";
+    int64_t i = o->kind == LF_OPT_INT ? *(const int64_t *)value : 0;
+    enum lf_log_level lvl;
+    if (o->kind == LF_OPT_DOUBLE) { /* every fractional number of the hub is seconds */
+        double d = *(const double *)value;
+        return !(d >= 0) || d > 1e9 ? "must be a number of seconds >= 0" : NULL;
+    }
+    if (strcmp(o->name, "log-level") == 0)
+        return lf_log_parse_level(s, &lvl) ? "must be debug, info, warn or error" : NULL;
+    if (strcmp(o->name, "log-format") == 0)
+        return strcmp(s, "text") && strcmp(s, "json") ? "must be text or json" : NULL;
+    if (strcmp(o->name, "listen") == 0) {
+        char host[256];
+        int port;
+        return lf_http_parse_listen(s, host, &port) ? "must be HOST:PORT" : NULL;
+    }
+    if (strcmp(o->name, "shard-digits") == 0) return i < 1 || i > 4 ? "must be 1..4" : NULL;
+    if (strcmp(o->name, "ingest-inflight") == 0)
+        return i < 1 || i > 100000 ? "must be 1..100000" : NULL;
+    if (strcmp(o->name, "body-max") == 0)
+        return i < 1024 || i > (1 << 30) ? "must be 1024..1073741824 bytes" : NULL;
+    if (strcmp(o->name, "admin-token") == 0)
+        return strlen(s) < 16 ? "must be at least 16 characters" : NULL;
+    if (strcmp(o->name, "retry-schedule") == 0) {
+        lf_hub_config tmp;
+        return parse_retry(s, &tmp) ? "must be up to 16 positive seconds, comma separated" : NULL;
+    }
+    return NULL;
 }
 
 int lf_cmd_hub(int argc, char **argv)
@@ -219,7 +249,7 @@ int lf_cmd_hub(int argc, char **argv)
          "HOST:PORT to serve on (default 127.0.0.1:8080; port 0 = any)"},
         {"data", LF_OPT_STR, &data, "data directory (default ./data)"},
         {"store", LF_OPT_STR, &store_url, "event store URL (default sqlite:DATA/events.db)"},
-        {"admin-token", LF_OPT_STR, &admin,
+        {"admin-token", LF_OPT_SECRET, &admin,
          "admin token (default: DATA/admin.token, else generated)"},
         {"shard-digits", LF_OPT_INT, &shard_digits,
          "hex digits of a unit's shard, 1..4 (default 1)"},
@@ -248,7 +278,10 @@ int lf_cmd_hub(int argc, char **argv)
         {"ca-file", LF_OPT_STR, &ca_file, "CA bundle to verify units' HTTPS"},
         {0},
     };
-    int rc = lf_opts_parse("lockerfleet hub [options]", opts, argc, argv, NULL, 0, NULL);
+    const lf_config_spec spec = {"hub", "lockerfleet hub [--config FILE] [options]", opts,
+                                 hub_check};
+    lf_config *conf = NULL; /* owns the strings of the file and env values */
+    int rc = lf_config_load(&spec, argc, argv, &conf);
     if (rc) return rc == 1 ? 0 : 2;
 
     lf_hub *h = lf_xcalloc(1, sizeof *h);
@@ -261,15 +294,7 @@ int lf_cmd_hub(int argc, char **argv)
         fprintf(stderr, "lockerfleet hub: bad --log-level or --log-format\n");
         goto out;
     }
-    lf_log_set_level(lvl);
-    if (shard_digits < 1 || shard_digits > 4) {
-        fprintf(stderr, "lockerfleet hub: --shard-digits must be 1..4\n");
-        goto out;
-    }
-    if (inflight < 1 || inflight > 100000 || body_max < 1024 || body_max > (1 << 30)) {
-        fprintf(stderr, "lockerfleet hub: --ingest-inflight or --body-max out of range\n");
-        goto out;
-    }
+    lf_log_set_level(lvl); /* values were range-checked by hub_check */
     cfg->listen = listen;
     cfg->data_dir = data;
     cfg->admin_token = admin;
@@ -285,10 +310,10 @@ int lf_cmd_hub(int argc, char **argv)
         secs_to_ms(ping_t, "ping-timeout", &cfg->ping_timeout_ms) ||
         secs_to_ms(hb_grace, "heartbeat-grace", &cfg->heartbeat_grace_ms) ||
         secs_to_ms(pull_i, "pull-interval", &cfg->pull_interval_ms) ||
-        secs_to_ms(hold, "hold-seconds", &cfg->hold_ms) || parse_retry(retry, cfg))
+        secs_to_ms(hold, "hold-seconds", &cfg->hold_ms))
         goto out;
-    if (admin && strlen(admin) < 16) {
-        fprintf(stderr, "lockerfleet hub: --admin-token must be at least 16 characters\n");
+    if (parse_retry(retry, cfg)) {
+        fprintf(stderr, "lockerfleet hub: --retry-schedule is malformed\n");
         goto out;
     }
     status = 1;
@@ -401,6 +426,7 @@ out:
     free(h->data_dir);
     sodium_memzero(h->secret, sizeof h->secret);
     free(h);
+    lf_config_free(conf);
     if (status == 0) LF_INFO("hub", "stopped");
     return status;
 }

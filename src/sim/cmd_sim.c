@@ -505,7 +505,7 @@ int lf_cmd_sim(int argc, char **argv)
     o->hb_s = 10;
     lf_opt opts[] = {
         {"hub", LF_OPT_STR, &o->hub, "hub base URL (required)"},
-        {"admin-token", LF_OPT_STR, &o->admin_token, "hub admin token (or env LF_ADMIN_TOKEN)"},
+        {"admin-token", LF_OPT_SECRET, &o->admin_token, "hub admin token (or env LF_ADMIN_TOKEN)"},
         {"units", LF_OPT_INT, &o->nunits, "number of units (default 100)"},
         {"listen", LF_OPT_STR, &listen, "HOST:PORT serving /u/{name}/... (default 127.0.0.1:0)"},
         {"advertise", LF_OPT_STR, &advertise, "base URL the hub uses to reach the sim"},
@@ -529,12 +529,16 @@ int lf_cmd_sim(int argc, char **argv)
         {"log-level", LF_OPT_STR, &log_level, "debug|info|warn|error (default info)"},
         {0},
     };
-    int rc = lf_opts_parse("lockerfleet sim --hub URL --admin-token T [--units N] [options]", opts,
-                           argc, argv, NULL, 0, NULL);
+    const lf_config_spec spec = {
+        "sim", "lockerfleet sim --hub URL --admin-token T [--units N] [--config FILE] [options]",
+        opts, NULL};
+    lf_config *conf = NULL; /* owns the strings of the file and env values */
+    int rc = lf_config_load(&spec, argc, argv, &conf);
     if (rc) return rc == 1 ? 0 : 2;
     enum lf_log_level lvl;
     if (lf_log_parse_level(log_level, &lvl)) {
         fprintf(stderr, "lockerfleet sim: --log-level must be debug|info|warn|error\n");
+        lf_config_free(conf);
         return 2;
     }
     lf_log_set_level(lvl);
@@ -563,12 +567,14 @@ int lf_cmd_sim(int argc, char **argv)
         bad = "--name-prefix is too long";
     if (bad) {
         fprintf(stderr, "lockerfleet sim: %s\n", bad);
+        lf_config_free(conf);
         return 2;
     }
     char probe[80];
     snprintf(probe, sizeof probe, "%s00001", o->prefix);
     if (!lf_name_valid(probe)) {
         fprintf(stderr, "lockerfleet sim: --name-prefix must be of [a-z0-9-]\n");
+        lf_config_free(conf);
         return 2;
     }
 
@@ -625,7 +631,10 @@ int lf_cmd_sim(int argc, char **argv)
                          .body_max = 256 * 1024,
                          .conn_limit = 60000,
                          .log_component = "sim",
-                         .quiet = lvl > LF_LOG_DEBUG};
+                         .quiet = lvl > LF_LOG_DEBUG,
+                         /* thousands of pinged units: no thread per connection;
+                          * offline and slow units wait with lf_http_defer */
+                         .pool_threads = 4};
     if (!(srv = lf_http_start(&hc, serve, &S))) {
         fprintf(stderr, "lockerfleet sim: %s\n", lf_err_get());
         goto out;
@@ -718,5 +727,6 @@ out:
     pthread_mutex_destroy(&S.mu);
     pthread_cond_destroy(&S.cv);
     pthread_mutex_destroy(&S.creds_mu);
+    lf_config_free(conf);
     return status;
 }

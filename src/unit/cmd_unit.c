@@ -41,21 +41,66 @@ static int split_list(char *s, const char **out, int max)
     return n;
 }
 
+/* Checks a value of any source (flag, LOCKERFLEET_* env, config file) as
+ * it is read, so the message names where it came from (cli.h). */
+static const char *unit_check(const lf_opt *o, const void *value)
+{
+    if (o->kind == LF_OPT_DOUBLE) {
+        double d = *(const double *)value;
+        if (strcmp(o->name, "heartbeat-interval") == 0)
+            return !(d >= 0) || d > 1e7 ? "must be seconds >= 0 (0 = none)" : NULL;
+        return !(d > 0) || d > 1e7 ? "must be a positive number of seconds" : NULL;
+    }
+    if (o->kind != LF_OPT_STR && o->kind != LF_OPT_SECRET) return NULL;
+    const char *s = *(const char *const *)value;
+    enum lf_log_level lvl;
+    if (strcmp(o->name, "name") == 0) return lf_name_valid(s) ? NULL : "must match [a-z0-9-]{1,64}";
+    if (strcmp(o->name, "listen") == 0) {
+        char host[256];
+        int port;
+        return lf_http_parse_listen(s, host, &port) ? "must be HOST:PORT" : NULL;
+    }
+    if (strcmp(o->name, "uplink") == 0)
+        return strcmp(s, "push") && strcmp(s, "pull") ? "must be push or pull" : NULL;
+    if (strcmp(o->name, "log-level") == 0)
+        return lf_log_parse_level(s, &lvl) ? "must be debug, info, warn or error" : NULL;
+    if (strcmp(o->name, "log-format") == 0)
+        return strcmp(s, "text") && strcmp(s, "json") ? "must be text or json" : NULL;
+    if (strcmp(o->name, "booking-key") == 0) {
+        unsigned char key[32];
+        size_t bin_len = 0;
+        int bad = strlen(s) != 64 ||
+                  sodium_hex2bin(key, sizeof key, s, 64, NULL, &bin_len, NULL) != 0 ||
+                  bin_len != 32;
+        sodium_memzero(key, sizeof key);
+        return bad ? "must be 64 hex characters" : NULL;
+    }
+    if (strcmp(o->name, "lockers") == 0) {
+        lf_unit_locker l[LF_UNIT_LOCKERS_MAX];
+        int n;
+        return lf_unit_parse_lockers(s, l, LF_UNIT_LOCKERS_MAX, &n)
+                   ? "must be ID:SIZE,... (e.g. A01:S,A02:M,A03:L)"
+                   : NULL;
+    }
+    return NULL;
+}
+
 int lf_cmd_unit(int argc, char **argv)
 {
     const char *name = NULL, *hub = NULL, *token = NULL, *hub_token = NULL, *key_hex = NULL;
     const char *listen = "127.0.0.1:8081", *data = "./unit-data", *uplink = "push";
     const char *lockers_s = "A01:S,A02:S,A03:S,A04:M,A05:M,A06:L", *allot_s = NULL;
     const char *ca_file = NULL, *tls_cert = NULL, *tls_key = NULL, *log_level = "info";
+    const char *log_format = "text";
     double push_s = 5, hb_s = 0, backoff_max_s = 60;
     lf_opt opts[] = {
         {"name", LF_OPT_STR, &name, "unit name ([a-z0-9-]{1,64}, required)"},
         {"hub", LF_OPT_STR, &hub, "hub base URL (e.g. http://127.0.0.1:8080); none: no uplink"},
-        {"token", LF_OPT_STR, &token,
+        {"token", LF_OPT_SECRET, &token,
          "the unit's token for calls to the hub (or env LF_UNIT_TOKEN)"},
-        {"hub-token", LF_OPT_STR, &hub_token,
+        {"hub-token", LF_OPT_SECRET, &hub_token,
          "credential the hub presents to this unit (or env LF_HUB_TOKEN); none: not checked"},
-        {"booking-key", LF_OPT_STR, &key_hex, "per-unit booking key, 64 hex chars"},
+        {"booking-key", LF_OPT_SECRET, &key_hex, "per-unit booking key, 64 hex chars"},
         {"listen", LF_OPT_STR, &listen, "HOST:PORT of the unit API (default 127.0.0.1:8081)"},
         {"data", LF_OPT_STR, &data, "data directory (default ./unit-data)"},
         {"uplink", LF_OPT_STR, &uplink, "push|pull (default push)"},
@@ -68,11 +113,15 @@ int lf_cmd_unit(int argc, char **argv)
         {"tls-cert", LF_OPT_STR, &tls_cert, "PEM certificate: serve HTTPS"},
         {"tls-key", LF_OPT_STR, &tls_key, "PEM key for --tls-cert"},
         {"log-level", LF_OPT_STR, &log_level, "debug|info|warn|error (default info)"},
+        {"log-format", LF_OPT_STR, &log_format, "text|json (default text)"},
         {0},
     };
-    int rc = lf_opts_parse("lockerfleet unit --name N [--hub URL --token T] [--listen HOST:PORT] "
-                           "[--data DIR] [options]",
-                           opts, argc, argv, NULL, 0, NULL);
+    const lf_config_spec spec = {"unit",
+                                 "lockerfleet unit --name N [--hub URL --token T] "
+                                 "[--listen HOST:PORT] [--data DIR] [--config FILE] [options]",
+                                 opts, unit_check};
+    lf_config *conf = NULL; /* owns the strings of the file and env values */
+    int rc = lf_config_load(&spec, argc, argv, &conf);
     if (rc) return rc == 1 ? 0 : 2;
     int status = 1;
     lf_unit *u = NULL;
@@ -85,22 +134,17 @@ int lf_cmd_unit(int argc, char **argv)
     const char *allot[LF_UNIT_LOCKERS_MAX];
     int nlockers = 0, nallot = 0;
 
-    if (lf_log_parse_level(log_level, &lvl)) {
-        fprintf(stderr, "lockerfleet unit: --log-level must be debug|info|warn|error\n");
-        return 2;
+    /* Values were checked by unit_check as they were read. */
+    if (lf_log_parse_level(log_level, &lvl) || lf_log_set_format(log_format)) {
+        status = 2;
+        goto out;
     }
     lf_log_set_level(lvl);
-    if (!name || !lf_name_valid(name)) {
-        fprintf(stderr, "lockerfleet unit: --name is required and must match [a-z0-9-]{1,64}\n");
-        return 2;
-    }
-    if (strcmp(uplink, "push") != 0 && strcmp(uplink, "pull") != 0) {
-        fprintf(stderr, "lockerfleet unit: --uplink must be push or pull\n");
-        return 2;
-    }
-    if (push_s <= 0 || hb_s < 0 || backoff_max_s <= 0) {
-        fprintf(stderr, "lockerfleet unit: intervals must be positive\n");
-        return 2;
+    if (!name) {
+        fprintf(stderr, "lockerfleet unit: --name (or name in the config file, or "
+                        "LOCKERFLEET_NAME) is required\n");
+        status = 2;
+        goto out;
     }
     if (!token) token = getenv("LF_UNIT_TOKEN");
     if (!hub_token) hub_token = getenv("LF_HUB_TOKEN");
@@ -110,13 +154,15 @@ int lf_cmd_unit(int argc, char **argv)
             sodium_hex2bin(key, sizeof key, key_hex, 64, NULL, &bin_len, NULL) != 0 ||
             bin_len != 32) {
             fprintf(stderr, "lockerfleet unit: --booking-key must be 64 hex characters\n");
-            return 2;
+            status = 2;
+            goto out;
         }
         has_key = true;
     }
     if (lf_unit_parse_lockers(lockers_s, lockers, LF_UNIT_LOCKERS_MAX, &nlockers)) {
         fprintf(stderr, "lockerfleet unit: --lockers: %s\n", lf_err_get());
-        return 2;
+        status = 2;
+        goto out;
     }
     if (allot_s) {
         allot_copy = lf_strdup(allot_s);
@@ -205,5 +251,7 @@ out:
     lf_unit_close(u);
     free(dbpath);
     free(allot_copy);
+    sodium_memzero(key, sizeof key);
+    lf_config_free(conf);
     return status;
 }

@@ -704,7 +704,7 @@ static void *work_main(void *arg)
 /* Config events another node wrote to unit-{name}: a ConfigDesired
  * queued through any node reaches the owner; ConfigApplied (a heartbeat
  * on another node) only raises applied_version. This node's own
- * ConfigDesired is already in memory (same version: skipped). */
+ * ConfigDesired (meta.node) is already in memory: skipped. */
 static void on_config_event(struct lf_fleet *f, const lf_event *ev)
 {
     int desired = strcmp(ev->type, "ConfigDesired") == 0;

@@ -168,7 +168,6 @@ void lf_fleet_route_events(lf_ctx *c)
         lf_metric_inc("lockerfleet_ingest_rejected_total", "reason=\"overload\"", 1);
         goto out;
     }
-    lf_fleet_seen(f, name, "push", -1);
     evs = lf_xmalloc(LF_FLEET_BATCH_MAX * sizeof *evs);
     size_t n = 0;
     /* The batch as units send it takes the fast path; anything else (and
@@ -193,6 +192,9 @@ void lf_fleet_route_events(lf_ctx *c)
                                text, "field", field));
         goto out;
     }
+    /* A sign of life only once the batch is valid: bad input changes
+     * nothing, not even presence (no UnitCameOnline for garbage). */
+    lf_fleet_seen(f, name, "push", -1);
     ingest_out o;
     ingest(f, u, evs, raw, n, "push", &o);
     if (o.status == 200) {

@@ -109,7 +109,15 @@ def test_hub_matrix():
                                                  "to": T1}, token=user["token"])
         assert st == 201, (st, r)
         rid = r["id"]
+        silent = hub.create_unit("bad-v", heartbeat_interval_ms=86400000)  # never seen online
         p = Probe(hub)
+        # garbage from a unit that was never online: no presence event either
+        for label, raw in GENERIC:
+            p.send("POST", "/v1/units/bad-v/events", raw, silent["token"],
+                   what="offline unit push: " + label)
+        p.send("POST", "/v1/units/bad-v/events", {"events": [{"seq": 1}]}, silent["token"],
+               field="events[0]")
+        p.check()
 
         body_endpoints = [
             ("POST", "/v1/users", adm),

@@ -523,6 +523,14 @@ int lf_unit_pickup(lf_unit *u, const char *code, lf_unit_pickup_result *out)
             rc = reject_pickup(u, "cancelled", LF_EDENIED);
             goto out;
         }
+        /* We refused this reservation (its locker was in use here): the
+         * code must not open that locker for someone else's belongings.
+         * A reassignment reaches us as a new delivery (accepted) and a new
+         * code. */
+        if (r && r->status == LF_RESV_REJECTED) {
+            rc = reject_pickup(u, "rejected", LF_EDENIED);
+            goto out;
+        }
         /* The hub may have moved the reservation (a resolved conflict):
          * the locker it told us wins over the one in the code. */
         const char *locker = r && r->status == LF_RESV_ACCEPTED ? r->locker : info.locker;

@@ -122,6 +122,14 @@ def test_agent():
         late = lfunit.make_code(KEY, rid, "A03", now + 3600000, now + 7200000)
         st, b, _ = u.post("/screen/pickup", {"code": late})
         assert st == 403 and b["error"]["code"] == "outside_window", b
+        # a reservation the unit rejected (its locker A03 is in use here):
+        # its code must not open A03, which holds someone else's things
+        rid3 = str(uuid.uuid4())
+        st, b, _ = u.post("/reservations", dict(resv, id=rid3), token=HT)
+        assert st == 409 and b["error"]["code"] == "locker_in_use", b
+        code3 = lfunit.make_code(KEY, rid3, "A03", from_ms, to_ms)
+        st, b, _ = u.post("/screen/pickup", {"code": code3})
+        assert st == 403 and "rejected" in b["error"]["message"], b
         # a reservation the unit never saw, cancelled: its code no longer opens
         rid2 = str(uuid.uuid4())
         code2 = lfunit.make_code(KEY, rid2, "A02", from_ms, to_ms)

@@ -5,6 +5,7 @@
 #   share/doc/lockerfleet/                   README, docs/*.md, openapi.yaml
 #   share/doc/lockerfleet/examples/          hub.ini, unit.ini, prometheus, grafana
 #   lib/systemd/system/lockerfleet-*.service sandboxed Type=notify units
+#   /etc/lockerfleet/{hub,unit}.ini          the units' --config (conffiles)
 #
 # Package: `cpack -G DEB` in a Release build dir gives lockerfleet_VERSION_ARCH.deb
 # whose Depends come from dpkg-shlibdeps (tests/e2e/test_package.py).
@@ -28,6 +29,18 @@ endif()
 install(FILES ${CMAKE_SOURCE_DIR}/contrib/systemd/lockerfleet-hub.service
               ${CMAKE_SOURCE_DIR}/contrib/systemd/lockerfleet-unit.service
         DESTINATION ${LF_SYSTEMD_DIR})
+# The services run `--config /etc/lockerfleet/{hub,unit}.ini`: ship the
+# examples there, as conffiles of the .deb so an upgrade keeps local edits.
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(LF_CONF_DIR /etc/lockerfleet)
+else()
+  set(LF_CONF_DIR etc/lockerfleet)
+endif()
+install(FILES ${CMAKE_SOURCE_DIR}/contrib/config/hub.ini ${CMAKE_SOURCE_DIR}/contrib/config/unit.ini
+        DESTINATION ${LF_CONF_DIR})
+file(WRITE ${CMAKE_BINARY_DIR}/debian/conffiles
+     "/etc/lockerfleet/hub.ini\n/etc/lockerfleet/unit.ini\n")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/debian/conffiles)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME lockerfleet)

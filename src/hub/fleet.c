@@ -268,7 +268,7 @@ static bool hb_relayed(struct lf_fleet *f, const char *unit, int64_t grace)
     size_t n = 0;
     seen_lease_name(unit, name);
     if (lf_store_lease_list(f->h->store, name, l, 4, &n) != 0) return false;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && i < sizeof l / sizeof l[0]; i++) {
         if (strcmp(l[i].name, name) != 0 || l[i].left_ms <= 0) continue;
         seen_at(f, unit, lf_now_ms() - grace + l[i].left_ms);
         return true;

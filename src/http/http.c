@@ -4,6 +4,12 @@
  * a capped buffer; past the cap the request is answered 413 without
  * running the handler. Every request gets one log line: method, path,
  * status, ms (never headers, so never a token).
+ *
+ * Pool mode (lf_http_config.pool_threads): a few MHD threads poll every
+ * connection with epoll. A handler that has to wait calls lf_http_defer();
+ * the connection is then suspended (MHD_suspend_connection) and put on a
+ * list that one timer thread walks, resuming each when due, whereupon MHD
+ * calls on_request again and the handler runs again on the same request.
  */
 #define _GNU_SOURCE
 #include "http.h"
@@ -17,8 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
+
+typedef struct {
+    struct MHD_Connection *c;
+    int64_t due_us;
+} deferred;
 
 struct lf_http_server {
     struct MHD_Daemon *d;
@@ -31,6 +43,14 @@ struct lf_http_server {
     char *cert_pem, *key_pem;
     atomic_int active;   /* requests between arrival and completion */
     atomic_int stopping; /* set by lf_http_stop: streams end, waits end */
+    /* pool mode: suspended connections and the thread that resumes them */
+    int pool;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t timer;
+    int timer_started, timer_stop; /* under mu */
+    deferred *defers;              /* under mu */
+    size_t ndefers, capdefers;
 };
 
 typedef struct {
@@ -346,6 +366,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             s->handler(&req, resp, s->app);
         free(copy);
     }
+    if (resp->defer_ms_ > 0) {
+        bool parked = false;
+        pthread_mutex_lock(&s->mu);
+        if (!atomic_load(&s->stopping)) {
+            if (s->ndefers == s->capdefers) {
+                s->capdefers = s->capdefers ? s->capdefers * 2 : 256;
+                s->defers = lf_xrealloc(s->defers, s->capdefers * sizeof *s->defers);
+            }
+            /* Suspended before the timer can see it: resuming a connection
+             * that is not suspended yet is undefined. */
+            MHD_suspend_connection(c);
+            s->defers[s->ndefers++] = (deferred){c, lf_mono_us() + resp->defer_ms_ * 1000};
+            parked = true;
+            pthread_cond_signal(&s->cv);
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (parked) {
+            stream_free_cb(resp);
+            return MHD_YES;
+        }
+        lf_http_error(resp, 503, "stopping", "server is stopping");
+    }
     log_line(s, method, url, resp->status, rc->start_us, rid);
     enum MHD_Result ok = send_resp(c, resp);
     if (!resp->stream_fn)
@@ -354,6 +396,49 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* MHD did not take the response: it already called stream_free. */
     }
     return ok;
+}
+
+bool lf_http_defer(lf_http_resp *resp, int64_t ms)
+{
+    lf_http_server *s = resp->server_;
+    if (!s || !s->pool || atomic_load(&s->stopping)) return false;
+    resp->defer_ms_ = ms > 0 ? ms : 1;
+    return true;
+}
+
+/* Pool mode: resumes suspended connections when due (all of them at once
+ * when stopping), sleeping until the earliest is due. */
+static void *timer_main(void *arg)
+{
+    lf_http_server *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->timer_stop || s->ndefers > 0) {
+        int64_t now = lf_mono_us(), next = now + 1000000;
+        bool all = atomic_load(&s->stopping);
+        for (size_t i = 0; i < s->ndefers;) {
+            if (all || s->defers[i].due_us <= now) {
+                MHD_resume_connection(s->defers[i].c);
+                s->defers[i] = s->defers[--s->ndefers];
+            } else {
+                if (s->defers[i].due_us < next) next = s->defers[i].due_us;
+                i++;
+            }
+        }
+        if (s->timer_stop && s->ndefers == 0) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t wait_us = next - now;
+        if (wait_us < 1000) wait_us = 1000;
+        ts.tv_sec += wait_us / 1000000;
+        ts.tv_nsec += (long)(wait_us % 1000000) * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -381,8 +466,10 @@ lf_http_server *lf_http_start(const lf_http_config *cfg, lf_http_handler h, void
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     socklen_t slen;
+    /* poll(), not select(): select() refuses every socket numbered past
+     * FD_SETSIZE (1024), so a busy server dropped connections */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (!*host || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
         sin->sin_family = AF_INET;
@@ -430,25 +517,48 @@ lf_http_server *lf_http_start(const lf_http_config *cfg, lf_http_handler h, void
         flags |= MHD_USE_TLS;
     }
     unsigned limit = cfg->conn_limit ? cfg->conn_limit : 4096;
+    struct MHD_OptionItem ops[16];
+    int nops = 0;
+#define OPT(o, v, p) ops[nops++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (void *)(p)}
+    OPT(MHD_OPTION_SOCK_ADDR, 0, &ss);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
+    OPT(MHD_OPTION_CONNECTION_LIMIT, limit, NULL);
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL);
+    OPT(MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL);
+    OPT(MHD_OPTION_THREAD_STACK_SIZE, 512 * 1024, NULL);
+    OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL);
     if (s->cert_pem) {
-        s->d = MHD_start_daemon(
-            flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-            (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-            MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-            MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_THREAD_STACK_SIZE,
-            (size_t)(512 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
-            MHD_OPTION_HTTPS_MEM_CERT, s->cert_pem, MHD_OPTION_HTTPS_MEM_KEY, s->key_pem,
-            MHD_OPTION_END);
-    } else {
-        s->d = MHD_start_daemon(
-            flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-            (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-            MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-            MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
-            (unsigned)4096, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_END);
+        OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem);
+        OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem);
+    }
+    if (cfg->pool_threads > 0) {
+        /* epoll, N polling threads, suspend/resume for lf_http_defer */
+        flags &= ~(unsigned)(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL);
+        flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+        if (cfg->pool_threads > 1) /* 1: MHD's own polling thread alone */
+            OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->pool_threads, NULL);
+        s->pool = 1;
+        pthread_mutex_init(&s->mu, NULL);
+        pthread_cond_init(&s->cv, NULL);
+    }
+    OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+    s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, ops,
+                            MHD_OPTION_END);
+    if (s->d && s->pool) {
+        if (pthread_create(&s->timer, NULL, timer_main, s) != 0) {
+            MHD_stop_daemon(s->d);
+            s->d = NULL;
+        } else {
+            s->timer_started = 1;
+        }
     }
     if (!s->d) {
         lf_err_set("cannot listen on %s (address in use or not permitted)", cfg->listen);
+        if (s->pool) {
+            pthread_mutex_destroy(&s->mu);
+            pthread_cond_destroy(&s->cv);
+        }
         free(s->cert_pem);
         free(s->key_pem);
         free(s);
@@ -479,8 +589,26 @@ void lf_http_stop(lf_http_server *s)
      * finish (bounded, 10 s). Idle keep-alive connections are not
      * waited for: MHD_stop_daemon closes them. */
     atomic_store(&s->stopping, 1);
-    for (int i = 0; i < 200 && atomic_load(&s->active) > 0; i++) lf_sleep_ms(50);
+    if (s->pool) { /* resume every suspended connection now; none is added after */
+        pthread_mutex_lock(&s->mu);
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+    for (int i = 0; i < 200 && atomic_load(&s->active) > 0; i++)
+        lf_sleep_ms(50);
+    if (s->timer_started) {
+        pthread_mutex_lock(&s->mu);
+        s->timer_stop = 1;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->timer, NULL);
+    }
     MHD_stop_daemon(s->d);
+    if (s->pool) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+    }
+    free(s->defers);
     free(s->cert_pem);
     free(s->key_pem);
     free(s);

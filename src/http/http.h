@@ -2,6 +2,10 @@
  * http.h — the HTTP server every lockerfleet process uses (hub, unit, sim),
  * on libmicrohttpd, thread per connection: a handler may block (bounded
  * waits for ?min_position, live calls to a unit, server-sent events).
+ * A server whose handlers never block long (the simulator, serving
+ * thousands of units' pings) can ask for a small thread pool polling with
+ * epoll instead (lf_http_config.pool_threads); a handler there that has to
+ * wait calls lf_http_defer() rather than sleeping.
  *
  * A handler gets a parsed request (method, path, query, headers, the whole
  * body, already bounded by body_max: bigger bodies are answered 413 before
@@ -56,6 +60,7 @@ typedef struct {
      * static string, optional. */
     const char *route;
     struct lf_http_server *server_; /* internal: set by the server */
+    int64_t defer_ms_;              /* internal: set by lf_http_defer */
 } lf_http_resp;
 
 typedef void (*lf_http_handler)(lf_http_req *req, lf_http_resp *resp, void *app);
@@ -68,6 +73,10 @@ typedef struct {
     const char *tls_key;
     const char *log_component; /* component name in request log lines */
     int quiet;                 /* 1: no per-request log line */
+    /* 0: one thread per connection (handlers may block). N > 0: N threads
+     * polling every connection with epoll, for servers whose handlers
+     * never block long; waits go through lf_http_defer(). */
+    unsigned pool_threads;
 } lf_http_config;
 
 /* Starts serving on its own threads. Returns NULL with lf_err_get() set. */
@@ -79,6 +88,15 @@ int lf_http_port(const lf_http_server *s);
 void lf_http_stop(lf_http_server *s);
 /* Stop accepting new connections (first half of a graceful stop). */
 void lf_http_quiesce(lf_http_server *s);
+
+/* Waiting without holding a thread, for pool_threads servers: the handler
+ * calls lf_http_defer(resp, ms) and returns without filling resp; the
+ * connection is suspended and the handler is called again with the same
+ * request (same body, same req->start_us, so it can tell how long it has
+ * waited) about ms milliseconds later. Returns false on a thread-per-
+ * connection server or once the server is stopping: the handler must then
+ * wait itself (briefly) or answer. */
+bool lf_http_defer(lf_http_resp *resp, int64_t ms);
 
 /* Request accessors; strings borrowed from the request. NULL if absent. */
 const char *lf_http_query(lf_http_req *req, const char *name);

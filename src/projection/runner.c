@@ -428,7 +428,7 @@ static int rebuild_fill(lf_store *store, const char *path, const lf_projection_d
         if ((rc = exec(db, "BEGIN IMMEDIATE"))) goto out;
         tls_cache = cache;
         while (got < REBUILD_COMMIT_EVENTS) {
-            lf_event_list_free(&l);
+            lf_event_list_clear(&l);
             if ((rc = lf_store_read_all(store, pos, batch, &l))) break;
             if (l.n == 0) break;
             for (size_t i = 0; i < l.n && rc == 0; i++) {
@@ -685,7 +685,7 @@ static void *live_thread(void *arg)
             lf_sleep_ms(100);
             continue;
         }
-        lf_event_list_free(&l);
+        lf_event_list_clear(&l);
         int rc = lf_store_read_all(ps->store, pos, LIVE_BATCH, &l);
         if (rc) {
             if (rc == LF_ECLOSED) break;

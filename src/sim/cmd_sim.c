@@ -631,7 +631,10 @@ int lf_cmd_sim(int argc, char **argv)
                          .body_max = 256 * 1024,
                          .conn_limit = 60000,
                          .log_component = "sim",
-                         .quiet = lvl > LF_LOG_DEBUG};
+                         .quiet = lvl > LF_LOG_DEBUG,
+                         /* thousands of pinged units: no thread per connection;
+                          * offline and slow units wait with lf_http_defer */
+                         .pool_threads = 4};
     if (!(srv = lf_http_start(&hc, serve, &S))) {
         fprintf(stderr, "lockerfleet sim: %s\n", lf_err_get());
         goto out;

@@ -617,7 +617,7 @@ static void *sub_main(void *arg)
             }
             atomic_store(&sub->position, l.ev[i].position);
         }
-        lf_event_list_free(&l);
+        lf_event_list_clear(&l);
     }
     lf_event_list_free(&l);
     return NULL;
@@ -653,26 +653,77 @@ void lf_subscription_stop(lf_subscription *sub)
     free(sub);
 }
 
-/* ---- event lists ----------------------------------------------------- */
+/* ---- event lists -----------------------------------------------------
+ * Strings go into chunks: a chunk is filled front to back and never moves
+ * (events point into it); when it is full the next one (kept from an
+ * earlier read, or new and twice as big, up to CHUNK_MAX) takes over. A
+ * string bigger than a chunk gets a chunk of its own size. */
+struct lf_event_chunk {
+    lf_event_chunk *next;
+    size_t size, used;
+    char buf[];
+};
+
+#define CHUNK_MIN (64u << 10)
+#define CHUNK_MAX (4u << 20)
+
 void lf_event_list_init(lf_event_list *l)
 {
-    l->ev = NULL;
-    l->n = l->cap = 0;
+    memset(l, 0, sizeof *l);
 }
 
 void lf_event_list_free(lf_event_list *l)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->ev[i].stream);
-        free(l->ev[i].type);
-        free(l->ev[i].data);
-        free(l->ev[i].meta);
+    for (lf_event_chunk *c = l->chunks, *next; c; c = next) {
+        next = c->next;
+        free(c);
     }
     free(l->ev);
     lf_event_list_init(l);
 }
 
-lf_event *lf_event_list_push(lf_event_list *l)
+void lf_event_list_clear(lf_event_list *l)
+{
+    for (lf_event_chunk *c = l->chunks; c; c = c->next)
+        c->used = 0;
+    l->cur = l->chunks;
+    l->n = 0;
+}
+
+/* Room for len bytes in l's chunks. */
+static char *chunk_alloc(lf_event_list *l, size_t len)
+{
+    lf_event_chunk *c = l->cur;
+    while (c && c->size - c->used < len) {
+        if (!c->next || c->next->size < len) {
+            /* A new chunk after c (a too-small kept one moves behind it). */
+            size_t size = c->size * 2 > CHUNK_MAX ? CHUNK_MAX : c->size * 2;
+            if (size < len) size = len;
+            lf_event_chunk *n = lf_xmalloc(sizeof *n + size);
+            n->size = size;
+            n->used = 0;
+            n->next = c->next;
+            c->next = n;
+        }
+        c = c->next;
+    }
+    if (!c) {
+        size_t size = len > CHUNK_MIN ? len : CHUNK_MIN;
+        c = lf_xmalloc(sizeof *c + size);
+        c->size = size;
+        c->used = 0;
+        c->next = NULL;
+        l->chunks = c;
+    }
+    l->cur = c;
+    char *p = c->buf + c->used;
+    c->used += len;
+    return p;
+}
+
+lf_event *lf_event_list_push_copy(lf_event_list *l, const char *stream, size_t slen,
+                                  const char *type, size_t tlen, const char *data, size_t dlen,
+                                  const char *meta, size_t mlen)
 {
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 64;
@@ -680,5 +731,21 @@ lf_event *lf_event_list_push(lf_event_list *l)
     }
     lf_event *e = &l->ev[l->n++];
     memset(e, 0, sizeof *e);
+    char *p = chunk_alloc(l, slen + tlen + dlen + mlen + 4);
+    e->stream = p;
+    memcpy(p, stream, slen);
+    p += slen;
+    *p++ = '\0';
+    e->type = p;
+    memcpy(p, type, tlen);
+    p += tlen;
+    *p++ = '\0';
+    e->data = p;
+    memcpy(p, data, dlen);
+    p += dlen;
+    *p++ = '\0';
+    e->meta = p;
+    memcpy(p, meta, mlen);
+    p[mlen] = '\0';
     return e;
 }

@@ -69,10 +69,17 @@ typedef struct {
     char *meta; /* JSON object text, "{}" when none was given */
 } lf_event;
 
-/* A list of events returned by a read. Free with lf_event_list_free. */
+/* A list of events returned by a read. Free with lf_event_list_free (or
+ * empty it for the next read with lf_event_list_clear). The events'
+ * strings live in chunks owned by the list (one allocation per many events,
+ * not four per event): they stay valid until the list is freed or cleared,
+ * and must not be freed or reassigned one by one. */
+typedef struct lf_event_chunk lf_event_chunk;
 typedef struct {
     lf_event *ev;
     size_t n, cap;
+    lf_event_chunk *chunks; /* string storage; private to store.c */
+    lf_event_chunk *cur;    /* the chunk being filled */
 } lf_event_list;
 
 typedef struct {
@@ -149,8 +156,17 @@ void lf_subscription_stop(lf_subscription *sub);
 void lf_event_list_init(lf_event_list *l);
 /* Frees every event's strings and the array; leaves l empty and reusable. */
 void lf_event_list_free(lf_event_list *l);
-/* Adds a zeroed event at the end and returns it (owned by l). */
-lf_event *lf_event_list_push(lf_event_list *l);
+/* Empties l but keeps its memory for the next read (a reader loop calls
+ * this between batches; lf_event_list_free at the end). The previous
+ * events' strings are invalid afterwards. */
+void lf_event_list_clear(lf_event_list *l);
+/* For backends: adds an event at the end whose stream, type, data and meta
+ * are copies (NUL-terminated, in l's storage) of the given bytes; the
+ * other fields are zero for the caller to set. Returns it (owned by l,
+ * valid until the next push, clear or free). */
+lf_event *lf_event_list_push_copy(lf_event_list *l, const char *stream, size_t slen,
+                                  const char *type, size_t tlen, const char *data, size_t dlen,
+                                  const char *meta, size_t mlen);
 
 /* Validates one event for append (shared by backends): sets lf_err_set
  * detail and returns LF_EINVAL on bad input. */

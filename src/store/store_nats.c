@@ -148,14 +148,6 @@ static const char *scan_line(const char *p, const char *end, int count, int64_t 
     return p;
 }
 
-static char *dup_n(const char *p, size_t n)
-{
-    char *s = lf_xmalloc(n + 1);
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
-
 /* Decodes a batch header: first version, count. */
 static int batch_header(const got_msg *m, int64_t *first_version, int64_t *n)
 {
@@ -193,16 +185,13 @@ static int batch_decode(const got_msg *m, int64_t after, int64_t min_version, si
         if (!q || (int64_t)(end - q) < f[1] + f[2] + f[3]) goto bad;
         int64_t pos = (int64_t)m->seq * K + (K - n) + i, ver = h[0] + i;
         if (pos > after && ver >= min_version) {
-            lf_event *e = lf_event_list_push(out);
+            lf_event *e = lf_event_list_push_copy(out, stream, slen, q, (size_t)f[1], q + f[1],
+                                                  (size_t)f[2], q + f[1] + f[2], (size_t)f[3]);
             memcpy(e->id, id, 36);
             e->id[36] = '\0';
-            e->stream = dup_n(stream, slen);
             e->version = ver;
             e->position = pos;
             e->time_ms = f[0];
-            e->type = dup_n(q, (size_t)f[1]);
-            e->data = dup_n(q + f[1], (size_t)f[2]);
-            e->meta = dup_n(q + f[1] + f[2], (size_t)f[3]);
             (*room)--;
         }
         p = q + f[1] + f[2] + f[3];

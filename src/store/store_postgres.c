@@ -571,15 +571,14 @@ static int read_events(pg_store *s, const char *sql, int nparams, const char *co
     int rc = pg_query(s, sql, nparams, params, &r);
     if (rc) return rc;
     for (int i = 0, n = PQntuples(r); i < n; i++) {
-        lf_event *e = lf_event_list_push(out);
+        lf_event *e = lf_event_list_push_copy(
+            out, PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), PQgetvalue(r, i, 4),
+            (size_t)PQgetlength(r, i, 4), PQgetvalue(r, i, 6), (size_t)PQgetlength(r, i, 6),
+            PQgetvalue(r, i, 7), (size_t)PQgetlength(r, i, 7));
         lf_parse_i64(PQgetvalue(r, i, 0), &e->position);
-        e->stream = lf_strdup(PQgetvalue(r, i, 1));
         lf_parse_i64(PQgetvalue(r, i, 2), &e->version);
         snprintf(e->id, sizeof e->id, "%s", PQgetvalue(r, i, 3));
-        e->type = lf_strdup(PQgetvalue(r, i, 4));
         lf_parse_i64(PQgetvalue(r, i, 5), &e->time_ms);
-        e->data = lf_strdup(PQgetvalue(r, i, 6));
-        e->meta = lf_strdup(PQgetvalue(r, i, 7));
     }
     PQclear(r);
     return 0;

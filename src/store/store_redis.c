@@ -567,31 +567,39 @@ static int parse_id_pos(const char *id, int64_t *pos)
     return lf_parse_i64(buf, pos);
 }
 
-/* One log entry's field array into an event. */
-static int fill_event(lf_event *e, int64_t pos, const redisReply *f)
+/* One log entry's field array into an event appended to out (nothing is
+ * appended when the entry lacks a field). */
+static int fill_event(lf_event_list *out, int64_t pos, const redisReply *f)
 {
     if (f->type != REDIS_REPLY_ARRAY) return LF_EIO;
-    e->position = pos;
+    const redisReply *st = NULL, *ty = NULL, *da = NULL, *me = NULL;
+    const char *ver = NULL, *id = NULL, *tm = NULL;
     for (size_t i = 0; i + 1 < f->elements; i += 2) {
         const char *k = f->element[i]->str;
         const redisReply *v = f->element[i + 1];
         if (!k || v->type != REDIS_REPLY_STRING) return LF_EIO;
         if (strcmp(k, "s") == 0)
-            e->stream = lf_strdup(v->str);
+            st = v;
         else if (strcmp(k, "v") == 0)
-            lf_parse_i64(v->str, &e->version);
+            ver = v->str;
         else if (strcmp(k, "i") == 0)
-            snprintf(e->id, sizeof e->id, "%s", v->str);
+            id = v->str;
         else if (strcmp(k, "t") == 0)
-            e->type = lf_strdup(v->str);
+            ty = v;
         else if (strcmp(k, "tm") == 0)
-            lf_parse_i64(v->str, &e->time_ms);
+            tm = v->str;
         else if (strcmp(k, "d") == 0)
-            e->data = lf_strdup(v->str);
+            da = v;
         else if (strcmp(k, "m") == 0)
-            e->meta = lf_strdup(v->str);
+            me = v;
     }
-    if (!e->stream || !e->type || !e->data || !e->meta) return LF_EIO;
+    if (!st || !ty || !da || !me) return LF_EIO;
+    lf_event *e = lf_event_list_push_copy(out, st->str, st->len, ty->str, ty->len, da->str, da->len,
+                                          me->str, me->len);
+    e->position = pos;
+    if (ver) lf_parse_i64(ver, &e->version);
+    if (id) snprintf(e->id, sizeof e->id, "%s", id);
+    if (tm) lf_parse_i64(tm, &e->time_ms);
     return 0;
 }
 
@@ -620,8 +628,7 @@ static int rd_read_stream(void *impl, const char *stream, int64_t from_version, 
                 rc = rd_fail(c, NULL, "read stream");
                 break;
             }
-            lf_event *e = lf_event_list_push(out);
-            if ((rc = fill_event(e, pos, x->element[1]))) rd_fail(c, NULL, "read stream entry");
+            if ((rc = fill_event(out, pos, x->element[1]))) rd_fail(c, NULL, "read stream entry");
         }
     }
     if (r) freeReplyObject(r);
@@ -653,8 +660,7 @@ static int rd_read_all(void *impl, int64_t after, size_t max, lf_event_list *out
                 rc = rd_fail(c, NULL, "read all");
                 break;
             }
-            lf_event *e = lf_event_list_push(out);
-            if ((rc = fill_event(e, pos, x->element[1]))) {
+            if ((rc = fill_event(out, pos, x->element[1]))) {
                 rd_fail(c, NULL, "read all entry");
                 break;
             }

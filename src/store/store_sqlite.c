@@ -715,15 +715,14 @@ static size_t tail_read(sq_store *s, int64_t after, size_t max, lf_event_list *o
     for (size_t i = lo; i < t->n && got < max; i++) {
         const tail_ev *x = &t->v[(t->start + i) & (TAIL_EVENTS - 1)];
         if (x->position != want) break; /* a gap: SQLite knows the rest */
-        lf_event *e = lf_event_list_push(out);
+        lf_event *e = lf_event_list_push_copy(out, x->buf, x->type_off - 1, x->buf + x->type_off,
+                                              x->data_off - x->type_off - 1, x->buf + x->data_off,
+                                              x->meta_off - x->data_off - 1, x->buf + x->meta_off,
+                                              x->len - x->meta_off - 1);
         e->position = x->position;
         e->version = x->version;
         e->time_ms = x->time_ms;
         blob_to_uuid(x->id, 16, e->id);
-        e->stream = lf_strdup(x->buf);
-        e->type = lf_strdup(x->buf + x->type_off);
-        e->data = lf_strdup(x->buf + x->data_off);
-        e->meta = lf_strdup(x->buf + x->meta_off);
         want++;
         got++;
     }
@@ -926,6 +925,7 @@ static int read_rows(sq_store *s, reader *rd, sqlite3_stmt *st, const char *stre
     int rc;
     int64_t last_sid = 0;
     const char *last_name = stream;
+    size_t last_len = stream ? strlen(stream) : 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t sid = sqlite3_column_int64(st, 1);
         if (!stream && sid != last_sid) {
@@ -936,16 +936,27 @@ static int read_rows(sq_store *s, reader *rd, sqlite3_stmt *st, const char *stre
                            (long long)sqlite3_column_int64(st, 0), (long long)sid);
                 return LF_ECORRUPT;
             }
+            last_len = strlen(last_name);
         }
-        lf_event *e = lf_event_list_push(out);
+        /* text first, then its length (sqlite3_column_bytes after _text
+         * is the UTF-8 length, without another conversion). */
+        const char *type = (const char *)sqlite3_column_text(st, 4);
+        size_t tlen = (size_t)sqlite3_column_bytes(st, 4);
+        const char *data = (const char *)sqlite3_column_text(st, 6);
+        size_t dlen = (size_t)sqlite3_column_bytes(st, 6);
+        const char *meta = (const char *)sqlite3_column_text(st, 7);
+        size_t mlen = (size_t)sqlite3_column_bytes(st, 7);
+        if (!type || !data || !meta) {
+            lf_err_set("sqlite: event %lld has a NULL column",
+                       (long long)sqlite3_column_int64(st, 0));
+            return LF_ECORRUPT;
+        }
+        lf_event *e =
+            lf_event_list_push_copy(out, last_name, last_len, type, tlen, data, dlen, meta, mlen);
         e->position = sqlite3_column_int64(st, 0);
-        e->stream = lf_strdup(last_name);
         e->version = sqlite3_column_int64(st, 2);
         blob_to_uuid(sqlite3_column_blob(st, 3), sqlite3_column_bytes(st, 3), e->id);
-        e->type = lf_strdup((const char *)sqlite3_column_text(st, 4));
         e->time_ms = sqlite3_column_int64(st, 5);
-        e->data = lf_strdup((const char *)sqlite3_column_text(st, 6));
-        e->meta = lf_strdup((const char *)sqlite3_column_text(st, 7));
     }
     return rc == SQLITE_DONE ? 0 : sq_err(rd->db, "read");
 }

@@ -330,16 +330,25 @@ void lf_unit_handle(lf_unit *u, lf_http_req *req, lf_http_resp *resp, int first)
     }
     bool local = strcmp(s[0], "screen") == 0 || strcmp(s[0], "hardware") == 0;
     if (!local) {
-        /* No network: hold the request, answer nothing useful. */
-        int64_t until = lf_mono_ms() + OFFLINE_HOLD_MS;
-        while (lf_unit_is_offline(u) && lf_mono_ms() < until)
-            lf_sleep_ms(50);
+        /* No network: hold the request, answer nothing useful. On a pooled
+         * server (the sim) the wait suspends the connection, not a thread:
+         * the handler is called again later with the same req->start_us. */
+        int64_t waited = (lf_mono_us() - req->start_us) / 1000;
+        if (lf_unit_is_offline(u) && waited < OFFLINE_HOLD_MS) {
+            if (lf_http_defer(resp, 250)) return;
+            int64_t until = lf_mono_ms() + OFFLINE_HOLD_MS - waited;
+            while (lf_unit_is_offline(u) && lf_mono_ms() < until)
+                lf_sleep_ms(50);
+            waited = (lf_mono_us() - req->start_us) / 1000;
+        }
         if (lf_unit_is_offline(u)) {
             lf_http_error(resp, 503, "offline", "unit is offline");
             return;
         }
-        int64_t slow = lf_unit_slow_ms(u);
-        if (slow > 0) lf_sleep_ms(slow);
+        /* a slow unit answers `slow` ms after the request arrived */
+        int64_t left = lf_unit_slow_ms(u) - waited;
+        if (left > 0 && lf_http_defer(resp, left)) return;
+        if (left > 0) lf_sleep_ms(left);
     }
     resp->route = s[0];
     if (n == 1 && strcmp(s[0], "ping") == 0) {

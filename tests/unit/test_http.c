@@ -10,6 +10,7 @@
 #include "http/http.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -57,6 +58,18 @@ static void handler(lf_http_req *req, lf_http_resp *resp, void *app)
         resp->stream_fn = produce;
         resp->stream_free = produce_free;
         resp->stream_ctx = n;
+    } else if (req->nsegs == 1 && strcmp(req->segs[0], "wait") == 0) {
+        /* answers ms after arrival: deferred on a pool server, else slept */
+        int64_t ms;
+        if (lf_http_query_i64(req, resp, "ms", 0, 60000, 0, &ms)) return;
+        int64_t left = ms - (lf_mono_us() - req->start_us) / 1000;
+        if (left > 0 && lf_http_defer(resp, left)) return;
+        if (left > 5000) { /* a pool server stopping: do not hold a thread */
+            lf_http_error(resp, 503, "gave_up", "not waiting");
+            return;
+        }
+        if (left > 0) lf_sleep_ms(left);
+        lf_http_json(resp, 200, json_pack("{s:s}", "method", req->method));
     } else {
         lf_http_error(resp, 404, "not_found", "no route for %s", req->path);
     }
@@ -219,6 +232,81 @@ static void test_listen_parse(void **state)
     assert_int_equal(lf_http_parse_listen("h:-1", host, &port), LF_EINVAL);
 }
 
+/* Pool mode: one polling thread, 16 requests that each wait 400 ms all
+ * answer in about 400 ms (blocking, they would take 6.4 s), a POST body
+ * survives the deferral, and a stop releases a deferred request at once. */
+typedef struct {
+    char url[128];
+    const char *body;
+    long status;
+    char text[256];
+} waiter;
+
+static void *wait_call(void *arg)
+{
+    waiter *w = arg;
+    lf_http_opts o = {.timeout_ms = 20000};
+    lf_http_result r;
+    if (lf_http_call(w->body ? "POST" : "GET", w->url, w->body, &o, &r) == 0) {
+        w->status = r.status;
+        snprintf(w->text, sizeof w->text, "%s", r.body.data ? r.body.data : "");
+    }
+    lf_http_result_free(&r);
+    return NULL;
+}
+
+static void test_pool_defer(void **state)
+{
+    (void)state;
+    lf_http_config cfg = {.listen = "127.0.0.1:0", .quiet = 1, .pool_threads = 1};
+    lf_http_server *ps = lf_http_start(&cfg, handler, NULL);
+    assert_non_null(ps);
+    enum { N = 16 };
+    waiter w[N] = {0};
+    pthread_t t[N];
+    int64_t t0 = lf_mono_ms();
+    for (int i = 0; i < N; i++) {
+        snprintf(w[i].url, sizeof w[i].url, "http://127.0.0.1:%d/wait?ms=400", lf_http_port(ps));
+        assert_int_equal(pthread_create(&t[i], NULL, wait_call, &w[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].status, 200);
+    }
+    int64_t took = lf_mono_ms() - t0;
+    assert_true(took >= 400);
+    assert_true(took < 3000); /* generous: a loaded 2-core machine */
+
+    waiter e = {.body = "{\"a\":1}"};
+    snprintf(e.url, sizeof e.url, "http://127.0.0.1:%d/echo", lf_http_port(ps));
+    wait_call(&e);
+    assert_int_equal(e.status, 200);
+    assert_non_null(strstr(e.text, "\"a\":1"));
+
+    waiter held = {0};
+    snprintf(held.url, sizeof held.url, "http://127.0.0.1:%d/wait?ms=30000", lf_http_port(ps));
+    pthread_t ht;
+    assert_int_equal(pthread_create(&ht, NULL, wait_call, &held), 0);
+    lf_sleep_ms(300);
+    t0 = lf_mono_ms();
+    lf_http_stop(ps);
+    pthread_join(ht, NULL);
+    assert_true(lf_mono_ms() - t0 < 3000);
+    assert_int_equal(held.status, 503);
+}
+
+/* Thread per connection: no deferral, the handler waits itself. */
+static void test_defer_needs_pool(void **state)
+{
+    (void)state;
+    lf_http_resp r = {0};
+    assert_false(lf_http_defer(&r, 10));
+    long st;
+    json_t *j = call("GET", "/wait?ms=50", NULL, NULL, &st, NULL);
+    assert_int_equal(st, 200);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_too_big),     cmocka_unit_test(test_segments_and_query),
         cmocka_unit_test(test_retry_after), cmocka_unit_test(test_stream),
         cmocka_unit_test(test_refused),     cmocka_unit_test(test_listen_parse),
+        cmocka_unit_test(test_pool_defer),  cmocka_unit_test(test_defer_needs_pool),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     (void)streamed;

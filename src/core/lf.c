@@ -77,6 +77,24 @@ void lf_err_clear(void)
 
 /* ---- logging ------------------------------------------------------- */
 static enum lf_log_level log_level = LF_LOG_INFO;
+static const char *const ctx_keys[3] = {"request_id", "unit", "position"};
+static __thread char log_ctx[3][80];
+
+void lf_log_ctx_set(const char *key, const char *value)
+{
+    /* A position only means something inside a request (set by the
+     * router); worker threads would carry a stale one into later lines. */
+    if (strcmp(key, "position") == 0 && !log_ctx[0][0]) return;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(key, ctx_keys[i]) == 0)
+            snprintf(log_ctx[i], sizeof log_ctx[i], "%s", value ? value : "");
+}
+
+void lf_log_ctx_clear(void)
+{
+    for (int i = 0; i < 3; i++)
+        log_ctx[i][0] = '\0';
+}
 static int log_json = 0;
 
 void lf_log_set_level(enum lf_log_level lvl)
@@ -139,7 +157,19 @@ void lf_log(enum lf_log_level lvl, const char *component, const char *fmt, ...)
         json_escape_into(&b, component);
         lf_buf_printf(&b, "\",\"message\":\"");
         json_escape_into(&b, msg);
-        lf_buf_printf(&b, "\"}\n");
+        lf_buf_printf(&b, "\"");
+        for (int i = 0; i < 3; i++) {
+            if (!log_ctx[i][0]) continue;
+            if (i == 2) { /* position: a number */
+                lf_buf_printf(&b, ",\"position\":");
+                json_escape_into(&b, log_ctx[i]);
+                continue;
+            }
+            lf_buf_printf(&b, ",\"%s\":\"", ctx_keys[i]);
+            json_escape_into(&b, log_ctx[i]);
+            lf_buf_printf(&b, "\"");
+        }
+        lf_buf_printf(&b, "}\n");
     } else {
         lf_buf_printf(&b, "%s %-5s %s: %s\n", ts, names[lvl], component, msg);
     }

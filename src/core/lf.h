@@ -52,6 +52,12 @@ int lf_log_parse_level(const char *s, enum lf_log_level *out);
 int lf_log_set_format(const char *fmt);
 void lf_log(enum lf_log_level lvl, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Per-thread log context, added as fields to JSON log lines (text lines
+ * are unchanged): key is "request_id", "unit" or "position"; value NULL or
+ * "" clears it. lf_log_ctx_clear() clears all three. Never put a token or
+ * a booking code here. */
+void lf_log_ctx_set(const char *key, const char *value);
+void lf_log_ctx_clear(void);
 #define LF_DEBUG(c, ...) lf_log(LF_LOG_DEBUG, c, __VA_ARGS__)
 #define LF_INFO(c, ...) lf_log(LF_LOG_INFO, c, __VA_ARGS__)
 #define LF_WARN(c, ...) lf_log(LF_LOG_WARN, c, __VA_ARGS__)

@@ -35,6 +35,11 @@ int lf_hub_append(lf_hub *h, const char *stream, int64_t expected, const lf_even
         lf_metric_inc("lockerfleet_events_appended_total", NULL, (double)n);
         lf_metric_set("lockerfleet_log_position", NULL, (double)res->last_position);
     }
+    if (rc == 0) {
+        char pos[24];
+        snprintf(pos, sizeof pos, "%lld", (long long)res->last_position);
+        lf_log_ctx_set("position", pos);
+    }
     return rc;
 }
 

@@ -123,6 +123,9 @@ void lf_router_dispatch(lf_http_req *req, lf_http_resp *resp, void *app)
     tables[nt++] = lf_api_core_routes();
     lf_ctx c = {.hub = h, .req = req, .resp = resp};
     const lf_route *hit = NULL;
+    /* This connection's thread logs for this request from here on. */
+    lf_log_ctx_clear();
+    lf_log_ctx_set("request_id", req->request_id);
     char allow[128] = "";
     for (int t = 0; t < nt && !hit; t++) {
         for (const lf_route *r = tables[t]; r && r->pattern; r++) {
@@ -138,6 +141,8 @@ void lf_router_dispatch(lf_http_req *req, lf_http_resp *resp, void *app)
             }
             hit = r;
             memcpy(c.params, params, sizeof params);
+            if (strncmp(r->pattern, "/v1/units/:", 11) == 0 && params[0])
+                lf_log_ctx_set("unit", params[0]);
             break;
         }
     }

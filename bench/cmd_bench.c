@@ -7,6 +7,7 @@
 #include "bench_projection.h"
 #include "bench_ingest.h"
 #include "bench_presence.h"
+#include "bench_reserve.h"
 #include "bench_storm.h"
 #include "cli/cli.h"
 
@@ -24,6 +25,8 @@ static const struct {
     {"ingest", lf_bench_ingest, "pushed event batches over HTTP into a real hub"},
     {"projection", lf_bench_projection,
      "projection rebuild events/s per projection on a generated store (lockerfleet rebuild)"},
+    {"reserve", lf_bench_reserve,
+     "reserve+confirm pairs/s across many units over HTTP into a real hub"},
     {"storm", lf_bench_storm,
      "reconnect storm: N units push B buffered events at once; time to stored + caught up"},
 };

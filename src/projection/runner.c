@@ -46,6 +46,13 @@
 #define READERS_IDLE_MAX 16
 #define READERS_MAX 256
 #define STMT_CACHE 32
+/* A live batch that changed nothing in the projection (most events concern
+ * other projections) does not write its checkpoint: the file's checkpoint
+ * may trail the live position by up to this many events (and is written
+ * when the live thread ends). Replaying them after a crash is harmless —
+ * they change nothing — and skipping the write saves a WAL commit per
+ * projection per batch. */
+#define CKPT_LAG_EVENTS 10000
 
 /* ---- statement cache ------------------------------------------------ */
 
@@ -122,6 +129,7 @@ struct proj {
     pthread_cond_t cond;
     int64_t gen;      /* current generation */
     int64_t position; /* checkpoint of the current generation */
+    int64_t saved;    /* position last written to the file (apply_mu) */
     int paused;       /* current file's version is stale: wait for rebuild */
     int failed;
     char error[256];
@@ -280,13 +288,51 @@ out:
 }
 
 /* Applies events [0, n) of l in one transaction with the checkpoint. */
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
+static const char SQL_COMMIT[] = "COMMIT";
+static const char SQL_CKPT[] = "UPDATE _lf_meta SET v = ? WHERE k = 'position'";
+
+/* BEGIN/COMMIT through the statement cache (no parse per batch); cache
+ * set by the caller. */
+static int step_cached(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = lf_projection_stmt(db, sql);
+    if (!st) return LF_EIO;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        lf_err_set("%s: %s", sql, sqlite3_errmsg(db));
+        return LF_EIO;
+    }
+    return 0;
+}
+
+/* Writes the checkpoint pos; inside a transaction, cache set. */
+static int ckpt_write(sqlite3 *db, int64_t pos)
+{
+    sqlite3_stmt *st = lf_projection_stmt(db, SQL_CKPT);
+    if (!st) return LF_EIO;
+    sqlite3_bind_int64(st, 1, pos);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        lf_err_set("checkpoint: %s", sqlite3_errmsg(db));
+        sqlite3_reset(st);
+        return LF_EIO;
+    }
+    sqlite3_reset(st);
+    return 0;
+}
+
+/* Applies n events in one transaction. *saved (may be NULL: always write)
+ * is the checkpoint in the file: it is written when the batch changed the
+ * projection or trails by CKPT_LAG_EVENTS, and updated. */
 static int apply_batch(sqlite3 *db, struct stmt_cache *cache, const lf_projection_def *def,
-                       const lf_event *ev, size_t n, int64_t *pos, size_t *bad)
+                       const lf_event *ev, size_t n, int64_t *pos, size_t *bad, int64_t *saved)
 {
     int rc = 0;
     if (bad) *bad = n;
     tls_cache = cache;
-    if ((rc = exec(db, "BEGIN IMMEDIATE"))) goto out;
+    if ((rc = step_cached(db, SQL_BEGIN))) goto out;
+    int64_t changes = sqlite3_total_changes64(db);
     for (size_t i = 0; i < n; i++) {
         rc = def->apply(db, &ev[i], def->ctx);
         if (rc) {
@@ -299,29 +345,42 @@ static int apply_batch(sqlite3 *db, struct stmt_cache *cache, const lf_projectio
             goto out;
         }
     }
-    if (n) {
-        sqlite3_stmt *st = lf_projection_stmt(db, "UPDATE _lf_meta SET v = ? WHERE k = 'position'");
-        if (!st) {
-            rc = LF_EIO;
-            exec(db, "ROLLBACK");
-            goto out;
-        }
-        sqlite3_bind_int64(st, 1, ev[n - 1].position);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            lf_err_set("checkpoint: %s", sqlite3_errmsg(db));
-            rc = LF_EIO;
-            exec(db, "ROLLBACK");
-            goto out;
-        }
+    int write = n && (!saved || sqlite3_total_changes64(db) != changes ||
+                      ev[n - 1].position - *saved >= CKPT_LAG_EVENTS);
+    if (write && (rc = ckpt_write(db, ev[n - 1].position))) {
+        exec(db, "ROLLBACK");
+        goto out;
     }
-    if ((rc = exec(db, "COMMIT"))) {
+    if ((rc = step_cached(db, SQL_COMMIT))) {
         exec(db, "ROLLBACK");
         goto out;
     }
     if (n) *pos = ev[n - 1].position;
+    if (write && saved) *saved = ev[n - 1].position;
 out:
     tls_cache = NULL;
     return rc;
+}
+
+/* The live thread's last word: the checkpoint a quiet tail left unwritten. */
+static void ckpt_flush(struct proj *p)
+{
+    pthread_mutex_lock(&p->apply_mu);
+    pthread_mutex_lock(&p->mu);
+    int64_t pos = p->position;
+    int ok = !p->paused && !p->failed && p->db;
+    pthread_mutex_unlock(&p->mu);
+    if (ok && pos > p->saved) {
+        tls_cache = &p->cache;
+        if (step_cached(p->db, SQL_BEGIN) == 0) {
+            if (ckpt_write(p->db, pos) == 0 && step_cached(p->db, SQL_COMMIT) == 0)
+                p->saved = pos;
+            else
+                exec(p->db, "ROLLBACK");
+        }
+        tls_cache = NULL;
+    }
+    pthread_mutex_unlock(&p->apply_mu);
 }
 
 /* ---- digest ------------------------------------------------------------- */
@@ -521,6 +580,7 @@ static void *rebuild_thread(void *arg)
     int64_t oldgen = p->gen;
     p->gen = newgen;
     p->position = pos;
+    p->saved = pos;
     p->paused = 0;
     p->failed = 0;
     p->error[0] = '\0';
@@ -703,13 +763,13 @@ static void *live_thread(void *arg)
         pthread_mutex_unlock(&p->mu);
         int64_t newpos = pos;
         size_t bad = l.n;
-        if (!stale) rc = apply_batch(p->db, &p->cache, p->def, l.ev, l.n, &newpos, &bad);
+        if (!stale) rc = apply_batch(p->db, &p->cache, p->def, l.ev, l.n, &newpos, &bad, &p->saved);
         if (rc && bad > 0 && bad < l.n) {
             /* Keep the events before the bad one: the checkpoint then
              * points exactly at the event that failed. */
             char msg[512];
             snprintf(msg, sizeof msg, "%s", lf_err_get());
-            apply_batch(p->db, &p->cache, p->def, l.ev, bad, &newpos, NULL);
+            apply_batch(p->db, &p->cache, p->def, l.ev, bad, &newpos, NULL, NULL);
             lf_err_set("%s", msg);
         }
         pthread_mutex_unlock(&p->apply_mu);
@@ -724,6 +784,7 @@ static void *live_thread(void *arg)
         pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->mu);
     }
+    ckpt_flush(p);
     lf_event_list_free(&l);
     return NULL;
 }
@@ -776,6 +837,7 @@ static int proj_open(struct proj *p)
         lf_err_set("%s: no checkpoint", path);
         goto out;
     }
+    p->saved = p->position;
     char *next = gen_path(ps->dir, name, gen + 1);
     int has_next = access(next, F_OK) == 0;
     if (has_next) {

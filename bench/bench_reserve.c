@@ -12,7 +12,7 @@
  * one-hour window in the next 4 weeks, then POST .../confirm. Each pair is
  * two durable appends. Prints pairs/s, 409 (unavailable) answers apart,
  * latency percentiles of a pair, and the hub's CPU per pair (from
- * /proc/PID/stat; only when it started the hub).
+ * /proc/PID/stat: the hub it started, or --hub-pid).
  */
 #include "bench_reserve.h"
 #include "cli/cli.h"
@@ -225,7 +225,7 @@ static int setup(const char *url, const char *admin_token, int64_t units, char *
 
 int lf_bench_reserve(int argc, char **argv)
 {
-    int64_t units = 1000, conns = 64, seconds = 10;
+    int64_t units = 1000, conns = 64, seconds = 10, hub_pid = 0;
     const char *hub = NULL, *admin_token = ADMIN, *store = NULL;
     const lf_opt opts[] = {
         {"units", LF_OPT_INT, &units, "units to spread reservations over (default 1000)"},
@@ -234,6 +234,7 @@ int lf_bench_reserve(int argc, char **argv)
         {"seconds", LF_OPT_INT, &seconds, "how long to run (default 10)"},
         {"hub", LF_OPT_STR, &hub, "use this hub (URL) instead of starting one"},
         {"admin-token", LF_OPT_STR, &admin_token, "admin token of --hub"},
+        {"hub-pid", LF_OPT_INT, &hub_pid, "pid of --hub, to report its CPU per pair"},
         {"store", LF_OPT_STR, &store, "store URL for the started hub (default its sqlite file)"},
         {0},
     };
@@ -250,6 +251,7 @@ int lf_bench_reserve(int argc, char **argv)
     pthread_t *th = lf_xcalloc((size_t)conns, sizeof *th);
     if (hub) {
         snprintf(url, sizeof url, "%s", hub);
+        pid = (pid_t)hub_pid;
     } else {
         if (!mkdtemp(dir)) goto out;
         pid = start_hub(dir, store, url, sizeof url);
@@ -316,7 +318,7 @@ out:
         free(w[i].lat_us);
     free(w);
     free(th);
-    if (pid > 0) {
+    if (pid > 0 && !hub) {
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);
     }

@@ -10,4 +10,7 @@
  * side by side with a plain SQLite INSERT loop (and Redis if present). */
 int lf_bench_store(int argc, char **argv);
 
+/* One store backend (postgres/redis/nats) vs its raw engine, same run. */
+int lf_bench_backend(int argc, char **argv);
+
 #endif

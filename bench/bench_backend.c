@@ -322,6 +322,7 @@ static int raw_batch(raw_conn *c, const char *st, int64_t v0, int64_t k0, int n)
 typedef struct {
     lf_store *s; /* NULL: raw */
     int run, thread, nthreads, batch;
+    char tag; /* 's' single, 'c' concurrent phase: stream names differ */
     int64_t events, nstreams;
     int failed;
 } worker;
@@ -343,8 +344,7 @@ static void *worker_main(void *p)
     int64_t done = 0, k = w->thread * 7919, j = 0;
     while (done < w->events && !w->failed) {
         int64_t li = j++ % mine, si = w->thread + li * w->nthreads;
-        snprintf(st, sizeof st, "r%d%c-unit-%05lld", w->run, w->nthreads > 1 ? 'c' : 's',
-                 (long long)si);
+        snprintf(st, sizeof st, "r%d%c-unit-%05lld", w->run, w->tag, (long long)si);
         int n = (int)(w->events - done < w->batch ? w->events - done : w->batch);
         if (w->s) {
             for (int i = 0; i < n; i++)
@@ -370,7 +370,8 @@ static void *worker_main(void *p)
 }
 
 /* Events/s of nthreads appenders doing `events` in all; 0 on failure. */
-static double phase(lf_store *s, int run, int nthreads, int batch, int64_t events, int64_t nstreams)
+static double phase(lf_store *s, int run, char tag, int nthreads, int batch, int64_t events,
+                    int64_t nstreams)
 {
     pthread_t th[MAX_THREADS];
     worker w[MAX_THREADS];
@@ -378,6 +379,7 @@ static double phase(lf_store *s, int run, int nthreads, int batch, int64_t event
     for (int i = 0; i < nthreads; i++) {
         w[i] = (worker){.s = s,
                         .run = run,
+                        .tag = tag,
                         .thread = i,
                         .nthreads = nthreads,
                         .batch = batch,
@@ -477,10 +479,10 @@ int lf_bench_backend(int argc, char **argv)
     double r[4][MAX_RUNS];
     int failed = 0;
     for (int i = 0; i < runs && !failed; i++) {
-        r[0][i] = phase(s, i, 1, (int)batch, events, nstreams);
-        r[1][i] = phase(NULL, i, 1, (int)batch, events, nstreams);
-        r[2][i] = phase(s, i, (int)threads, (int)batch, events, nstreams);
-        r[3][i] = phase(NULL, i, (int)threads, (int)batch, events, nstreams);
+        r[0][i] = phase(s, i, 's', 1, (int)batch, events, nstreams);
+        r[1][i] = phase(NULL, i, 's', 1, (int)batch, events, nstreams);
+        r[2][i] = phase(s, i, 'c', (int)threads, (int)batch, events, nstreams);
+        r[3][i] = phase(NULL, i, 'c', (int)threads, (int)batch, events, nstreams);
         printf("  %-4d %14.0f %14.0f %14.0f %14.0f   ev/s\n", i + 1, r[0][i], r[1][i], r[2][i],
                r[3][i]);
         fflush(stdout);

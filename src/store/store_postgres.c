@@ -142,14 +142,28 @@ static const char *SCHEMA_SQL =
     "CREATE OR REPLACE FUNCTION lf_immutable() RETURNS trigger LANGUAGE plpgsql AS"
     " $$BEGIN RAISE EXCEPTION 'events are immutable'; END$$;"
     "CREATE TRIGGER lf_events_immutable BEFORE UPDATE OR DELETE OR TRUNCATE ON lf_events"
-    " FOR EACH STATEMENT EXECUTE FUNCTION lf_immutable();"
-    /* One append: lock, idempotency, version check, insert, notify. */
+    " FOR EACH STATEMENT EXECUTE FUNCTION lf_immutable();";
+
+/* One append: lock, idempotency, version check, insert, notify. Replaced at
+ * every open (CREATE OR REPLACE), so a store created by an older build gets
+ * the current body.
+ *
+ * No statement here may have a plan that scans lf_events: PL/pgSQL caches a
+ * generic plan after five calls, and one made while the table was small
+ * ("id = ANY(p_ids)" as a Seq Scan) stayed in use as the table grew: every
+ * append scanned the whole table (16 ms per batch of 100 at 20k events,
+ * bench/RESULTS.md "Backends vs their raw engines").
+ * So ids are looked up only by equality on the unique index, and the
+ * insert itself is the "is any id stored?" check (unique_violation on
+ * lf_events_id_key -> 'exist'; the block's subtransaction undoes it). */
+static const char *APPEND_FN_SQL =
     "CREATE OR REPLACE FUNCTION lf_append(p_stream text, p_expected bigint, p_ids uuid[],"
     "  p_types text[], p_times bigint[], p_data text[], p_meta text[], p_channel text,"
     "  OUT o_status text, OUT o_first bigint, OUT o_last bigint, OUT o_ver bigint,"
     "  OUT o_detail text)"
     " LANGUAGE plpgsql AS $$\n"
     "DECLARE n int := cardinality(p_ids); v bigint; h bigint; r record; prev bigint := 0;\n"
+    "  c text;\n"
     "BEGIN\n"
     "  PERFORM pg_advisory_xact_lock(hashtext('lf_append'), hashtext(current_schema()));\n"
     "  o_first := 0; o_last := 0; o_ver := 0; o_detail := '';\n"
@@ -168,22 +182,33 @@ static const char *SCHEMA_SQL =
     "    END LOOP;\n"
     "    o_status := 'dup'; o_last := prev; RETURN;\n"
     "  END IF;\n"
-    "  IF EXISTS (SELECT 1 FROM lf_events e WHERE e.id = ANY(p_ids)) THEN\n"
-    "    o_status := 'exist'; o_detail := 'an event id of the batch is already stored';\n"
-    "    RETURN;\n"
-    "  END IF;\n"
     "  SELECT coalesce(max(e.version), 0) INTO v FROM lf_events e WHERE e.stream = p_stream;\n"
     "  IF (p_expected = -2 AND v > 0) OR (p_expected >= 1 AND p_expected <> v) THEN\n"
+    "    FOR i IN 2..n LOOP\n" /* a stored id wins over a conflict, as before */
+    "      PERFORM 1 FROM lf_events e WHERE e.id = p_ids[i];\n"
+    "      IF FOUND THEN\n"
+    "        o_status := 'exist'; o_detail := 'an event id of the batch is already stored';\n"
+    "        RETURN;\n"
+    "      END IF;\n"
+    "    END LOOP;\n"
     "    o_status := 'conflict'; o_ver := v;\n"
     "    o_detail := format('stream ''%s'' is at version %s, expected %s', p_stream, v,\n"
     "                       CASE WHEN p_expected = -2 THEN 'none' ELSE p_expected::text END);\n"
     "    RETURN;\n"
     "  END IF;\n"
     "  SELECT coalesce(max(e.position), 0) INTO h FROM lf_events e;\n"
-    "  INSERT INTO lf_events(position, stream, version, id, type, time, data, meta)\n"
-    "    SELECT h + x.o, p_stream, v + x.o, x.id, x.t, x.tm, x.d, x.m\n"
-    "    FROM unnest(p_ids, p_types, p_times, p_data, p_meta)\n"
-    "         WITH ORDINALITY AS x(id, t, tm, d, m, o);\n"
+    "  BEGIN\n"
+    "    INSERT INTO lf_events(position, stream, version, id, type, time, data, meta)\n"
+    "      SELECT h + x.o, p_stream, v + x.o, x.id, x.t, x.tm, x.d, x.m\n"
+    "      FROM unnest(p_ids, p_types, p_times, p_data, p_meta)\n"
+    "           WITH ORDINALITY AS x(id, t, tm, d, m, o);\n"
+    "  EXCEPTION WHEN unique_violation THEN\n"
+    "    GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;\n"
+    "    IF c IS DISTINCT FROM 'lf_events_id_key' THEN RAISE; END IF;\n"
+    "    o_status := 'exist'; o_detail := 'an event id of the batch is already stored';\n"
+    "    o_first := 0; o_last := 0; o_ver := 0;\n"
+    "    RETURN;\n"
+    "  END;\n"
     "  PERFORM pg_notify(p_channel, (h + n)::text);\n"
     "  o_status := 'ok'; o_first := h + 1; o_last := h + n; o_ver := v + n;\n"
     "END$$;";
@@ -257,8 +282,12 @@ static int init_schema(pg_store *s, PGconn *c, char *err, size_t errlen)
             goto out;
         }
     }
-    if (nmeta) goto out; /* created before (format checked) */
+    if (nmeta) { /* created before (format checked): refresh the append function */
+        if ((rc = exec_ok(c, APPEND_FN_SQL, "create lf_append"))) goto fail;
+        goto out;
+    }
     if ((rc = exec_ok(c, "BEGIN", "begin")) || (rc = exec_ok(c, SCHEMA_SQL, "create schema")) ||
+        (rc = exec_ok(c, APPEND_FN_SQL, "create lf_append")) ||
         (rc = exec_ok(c, "COMMIT", "commit"))) {
         exec_ok(c, "ROLLBACK", "rollback");
         goto fail;

@@ -68,13 +68,19 @@ static const char *APPEND_LUA =
     "  return {'conflict', ver}\n"
     "end\n"
     "local h = redis.call('INCRBY', headk, n) - n\n"
+    /* The id index is written with one HSET per 500 events, not one per
+     * event: fewer commands to run and to log in the AOF. */
+    "local hs, m = {ids}, 1\n"
     "for i = 1, n do\n"
     "  local p = string.format('%d', h + i)\n"
     "  local v = string.format('%d', ver + i)\n"
     "  redis.call('XADD', log, p .. '-0', 's', stream, 'v', v, 'i', arg(i, 1), 't', arg(i, 2),\n"
     "             'tm', arg(i, 3), 'd', arg(i, 4), 'm', arg(i, 5))\n"
     "  redis.call('XADD', sk, v .. '-0', 'p', p)\n"
-    "  redis.call('HSET', ids, arg(i, 1), p .. ':' .. v .. ':' .. stream)\n"
+    "  hs[m + 1] = arg(i, 1); hs[m + 2] = p .. ':' .. v .. ':' .. stream; m = m + 2\n"
+    "  if m >= 1001 or i == n then\n"
+    "    redis.call('HSET', unpack(hs, 1, m)); hs, m = {ids}, 1\n"
+    "  end\n"
     "end\n"
     "return {'ok', h + 1, h + n, ver + n}\n";
 

@@ -67,6 +67,11 @@ typedef struct {
     int64_t head; /* highest position seen through NOTIFY or our appends */
     pthread_t listener;
     int listener_started;
+    /* Appends waiting to go in the next group transaction (pg_append). */
+    pthread_mutex_t glock;
+    pthread_cond_t gcond;
+    struct pg_req *gq_head, *gq_tail;
+    int gleader; /* a thread is running a group */
 } pg_store;
 
 /* ---- helpers --------------------------------------------------------- */
@@ -436,6 +441,8 @@ static int pg_open(const char *url, void **impl, char *err, size_t errlen)
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->pool_cond, NULL);
     pthread_cond_init(&s->head_cond, NULL);
+    pthread_mutex_init(&s->glock, NULL);
+    pthread_cond_init(&s->gcond, NULL);
     int rc = parse_url(url, &s->conninfo, s->schema, err, errlen);
     if (rc) goto fail;
     snprintf(s->channel, sizeof s->channel, "lf_%s", s->schema);
@@ -487,6 +494,8 @@ static void pg_close(void *impl)
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->pool_cond);
     pthread_cond_destroy(&s->head_cond);
+    pthread_mutex_destroy(&s->glock);
+    pthread_cond_destroy(&s->gcond);
     free(s->conninfo);
     free(s);
 }
@@ -510,6 +519,137 @@ static void array_add(lf_buf *b, const char *v)
     lf_buf_append(b, "\"", 1);
 }
 
+/* One append waiting for its group (see pg_append). */
+typedef struct pg_req {
+    const char *params[8];
+    size_t n;
+    int rc, done;
+    char err[256];
+    lf_append_result res;
+    struct pg_req *next;
+} pg_req;
+
+#define APPEND_SQL "SELECT * FROM lf_append($1,$2,$3,$4,$5,$6,$7,$8)"
+#define GROUP_MAX_EVENTS 5000 /* events per group transaction (one append may be more) */
+
+/* Reads lf_append's row into q. */
+static void take_row(pg_req *q, PGconn *c, PGresult *r)
+{
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        q->rc = pg_fail(c, r, "append");
+        snprintf(q->err, sizeof q->err, "%s", lf_err_get());
+        return;
+    }
+    const char *st = PQgetvalue(r, 0, 0);
+    int64_t first = 0, last = 0, ver = 0;
+    lf_parse_i64(PQgetvalue(r, 0, 1), &first);
+    lf_parse_i64(PQgetvalue(r, 0, 2), &last);
+    lf_parse_i64(PQgetvalue(r, 0, 3), &ver);
+    q->err[0] = '\0';
+    if (strcmp(st, "ok") == 0 || strcmp(st, "dup") == 0) {
+        q->res.first_position = first;
+        q->res.last_position = last;
+        q->res.last_version = ver;
+        q->res.duplicate = st[0] == 'd';
+        q->rc = 0;
+    } else {
+        snprintf(q->err, sizeof q->err, "%s", PQgetvalue(r, 0, 4));
+        q->rc = strcmp(st, "conflict") == 0 ? LF_ECONFLICT : LF_EEXIST;
+    }
+}
+
+/* k > 1 appends in one transaction, one round trip (pipeline mode). Each
+ * lf_append answers conflict/exist as a row, so one append's refusal does
+ * not undo the others'. Returns 0 when the transaction committed (every
+ * q filled), -1 when it did not (nothing stored: run them one by one). */
+static int run_pipeline(PGconn *c, pg_req **qs, int k)
+{
+    if (!PQenterPipelineMode(c)) return -1;
+    int ok = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+    for (int i = 0; ok && i < k; i++)
+        ok = PQsendQueryParams(c, APPEND_SQL, 8, NULL, qs[i]->params, NULL, NULL, 0);
+    ok = ok && PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+    ok = ok && PQpipelineSync(c);
+    /* Results: BEGIN, k rows, COMMIT, each ended by NULL, then the sync. */
+    for (int i = 0; ok && i < k + 2; i++) {
+        PGresult *r = PQgetResult(c);
+        if (!r) {
+            ok = 0;
+            break;
+        }
+        if (i >= 1 && i <= k)
+            take_row(qs[i - 1], c, r);
+        else
+            ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (i >= 1 && i <= k && PQresultStatus(r) != PGRES_TUPLES_OK) ok = 0;
+        PQclear(r);
+        if ((r = PQgetResult(c))) { /* not the NULL that ends a result */
+            PQclear(r);
+            ok = 0;
+        }
+    }
+    for (;;) { /* up to the sync (also after a failure) */
+        PGresult *r = PQgetResult(c);
+        if (!r) {
+            if (PQstatus(c) != CONNECTION_OK) break;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC) break;
+    }
+    if (!PQexitPipelineMode(c)) ok = 0;
+    return ok ? 0 : -1;
+}
+
+/* Runs the group qs[0..k): one transaction when k > 1 (falls back to one
+ * call each if it did not commit). */
+static void run_group(pg_store *s, pg_req **qs, int k)
+{
+    int idx, rc = conn_get(s, &idx);
+    if (rc) {
+        for (int i = 0; i < k; i++) {
+            qs[i]->rc = rc;
+            snprintf(qs[i]->err, sizeof qs[i]->err, "%s", lf_err_get());
+        }
+        return;
+    }
+    PGconn *c = s->pool[idx].conn;
+    if (k > 1 && run_pipeline(c, qs, k) != 0) {
+        if (PQstatus(c) != CONNECTION_OK || PQpipelineStatus(c) != PQ_PIPELINE_OFF) {
+            PQfinish(c); /* replaced by the next conn_get */
+            s->pool[idx].conn = NULL;
+            conn_put(s, idx);
+            if ((rc = conn_get(s, &idx))) {
+                for (int i = 0; i < k; i++) {
+                    qs[i]->rc = rc;
+                    snprintf(qs[i]->err, sizeof qs[i]->err, "%s", lf_err_get());
+                }
+                return;
+            }
+            c = s->pool[idx].conn;
+        }
+        k = -k; /* one by one below */
+    }
+    if (k <= 1) {
+        for (int i = 0; i < (k < 0 ? -k : k); i++) {
+            PGresult *r = PQexecParams(c, APPEND_SQL, 8, NULL, qs[i]->params, NULL, NULL, 0);
+            take_row(qs[i], c, r);
+            PQclear(r);
+        }
+        k = k < 0 ? -k : k;
+    }
+    conn_put(s, idx);
+    for (int i = 0; i < k; i++)
+        if (qs[i]->rc == 0 && !qs[i]->res.duplicate) head_seen(s, qs[i]->res.last_position);
+}
+
+/* Appends go through a combiner: a thread that finds no group running runs
+ * its own append and every other one queued by then (up to
+ * GROUP_MAX_EVENTS) in one transaction; the others wait for it. Appends
+ * are serialised by the advisory lock anyway, so concurrent appenders of a
+ * process would otherwise each pay a commit (one WAL flush) in turn; in a
+ * group they share it. A lone appender runs at once, as before. */
 static int pg_append(void *impl, const char *stream, int64_t expected, const lf_event_in *evs,
                      size_t n, lf_append_result *res)
 {
@@ -535,39 +675,48 @@ static int pg_append(void *impl, const char *stream, int64_t expected, const lf_
         lf_buf_append(&arr[k], "}", 2); /* with the NUL */
     char exp[24];
     snprintf(exp, sizeof exp, "%lld", (long long)expected);
-    const char *params[8] = {stream,      exp,         arr[0].data, arr[1].data,
-                             arr[2].data, arr[3].data, arr[4].data, s->channel};
-    int idx, rc = conn_get(s, &idx);
-    if (rc) goto out;
-    PGconn *c = s->pool[idx].conn;
-    PGresult *r = PQexecParams(c, "SELECT * FROM lf_append($1,$2,$3,$4,$5,$6,$7,$8)", 8, NULL,
-                               params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        rc = pg_fail(c, r, "append");
-    } else {
-        const char *st = PQgetvalue(r, 0, 0);
-        int64_t first = 0, last = 0, ver = 0;
-        lf_parse_i64(PQgetvalue(r, 0, 1), &first);
-        lf_parse_i64(PQgetvalue(r, 0, 2), &last);
-        lf_parse_i64(PQgetvalue(r, 0, 3), &ver);
-        if (strcmp(st, "ok") == 0 || strcmp(st, "dup") == 0) {
-            res->first_position = first;
-            res->last_position = last;
-            res->last_version = ver;
-            res->duplicate = st[0] == 'd';
-            rc = 0;
-        } else if (strcmp(st, "conflict") == 0) {
-            lf_err_set("%s", PQgetvalue(r, 0, 4));
-            rc = LF_ECONFLICT;
-        } else {
-            lf_err_set("%s", PQgetvalue(r, 0, 4));
-            rc = LF_EEXIST;
+    pg_req me = {.params = {stream, exp, arr[0].data, arr[1].data, arr[2].data, arr[3].data,
+                            arr[4].data, s->channel},
+                 .n = n};
+
+    pthread_mutex_lock(&s->glock);
+    if (s->gq_tail)
+        s->gq_tail->next = &me;
+    else
+        s->gq_head = &me;
+    s->gq_tail = &me;
+    while (!me.done) {
+        if (s->gleader) {
+            pthread_cond_wait(&s->gcond, &s->glock);
+            continue;
         }
+        s->gleader = 1;
+        pg_req *qs[64];
+        int k = 0;
+        size_t events = 0;
+        while (s->gq_head && k < 64 && (k == 0 || events + s->gq_head->n <= GROUP_MAX_EVENTS)) {
+            pg_req *q = s->gq_head;
+            s->gq_head = q->next;
+            if (!s->gq_head) s->gq_tail = NULL;
+            q->next = NULL;
+            events += q->n;
+            qs[k++] = q;
+        }
+        pthread_mutex_unlock(&s->glock);
+        run_group(s, qs, k);
+        pthread_mutex_lock(&s->glock);
+        for (int i = 0; i < k; i++)
+            qs[i]->done = 1;
+        s->gleader = 0;
+        pthread_cond_broadcast(&s->gcond);
     }
-    PQclear(r);
-    conn_put(s, idx);
-    if (rc == 0 && !res->duplicate) head_seen(s, res->last_position);
-out:
+    pthread_mutex_unlock(&s->glock);
+
+    int rc = me.rc;
+    if (rc)
+        lf_err_set("%s", me.err);
+    else
+        *res = me.res;
     for (int k = 0; k < 5; k++)
         lf_buf_free(&arr[k]);
     return rc;

@@ -34,7 +34,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#ifdef LF_BENCH_HIREDIS
+#ifdef LF_HAVE_REDIS
 #include <hiredis/hiredis.h>
 #endif
 
@@ -317,7 +317,7 @@ static double naive_scan(const char *path)
 }
 
 /* ---- Redis (optional) ---------------------------------------------------- */
-#ifdef LF_BENCH_HIREDIS
+#ifdef LF_HAVE_REDIS
 static int free_port(void)
 {
     return 20000 + (int)lf_random_uniform(30000);
@@ -463,7 +463,7 @@ int lf_bench_store(int argc, char **argv)
     failed |=
         !gc100 || !st100 || !nv100 || !nvmix || !st1000 || !st10 || !st1 || !nv1 || !gc1 || !gc10;
     double redis = 0;
-#ifdef LF_BENCH_HIREDIS
+#ifdef LF_HAVE_REDIS
     if (!no_redis && system("command -v redis-server >/dev/null 2>&1") == 0)
         redis = redis_xadd(dir, events / 2, 100, nstreams);
     else if (!no_redis)

@@ -7,6 +7,8 @@
 #include "lf.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -77,6 +79,37 @@ void lf_err_clear(void)
 
 /* ---- logging ------------------------------------------------------- */
 static enum lf_log_level log_level = LF_LOG_INFO;
+static atomic_int log_fd = STDERR_FILENO;
+static char log_path[4096];
+static pthread_mutex_t log_path_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int lf_log_open_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        lf_err_set("cannot open log file %s: %s", path, strerror(errno));
+        return LF_EIO;
+    }
+    pthread_mutex_lock(&log_path_mu);
+    snprintf(log_path, sizeof log_path, "%s", path);
+    int old = atomic_exchange(&log_fd, fd);
+    pthread_mutex_unlock(&log_path_mu);
+    if (old != STDERR_FILENO) close(old);
+    return 0;
+}
+
+void lf_log_reopen(void)
+{
+    char path[sizeof log_path];
+    pthread_mutex_lock(&log_path_mu);
+    snprintf(path, sizeof path, "%s", log_path);
+    pthread_mutex_unlock(&log_path_mu);
+    if (!path[0]) return;
+    if (lf_log_open_file(path) == 0)
+        LF_INFO("log", "log file reopened");
+    else
+        LF_WARN("log", "%s; still writing to the old file", lf_err_get());
+}
 static const char *const ctx_keys[3] = {"request_id", "unit", "position"};
 static __thread char log_ctx[3][80];
 
@@ -173,7 +206,9 @@ void lf_log(enum lf_log_level lvl, const char *component, const char *fmt, ...)
     } else {
         lf_buf_printf(&b, "%s %-5s %s: %s\n", ts, names[lvl], component, msg);
     }
-    ssize_t w = write(STDERR_FILENO, b.data, b.len);
+    /* A reopen may close the old fd between the load and the write: the
+     * line then fails to reach the old file, which is being rotated away. */
+    ssize_t w = write(atomic_load(&log_fd), b.data, b.len);
     (void)w;
     lf_buf_free(&b);
 }

@@ -48,6 +48,13 @@ enum lf_log_level { LF_LOG_DEBUG = 0, LF_LOG_INFO, LF_LOG_WARN, LF_LOG_ERROR };
 void lf_log_set_level(enum lf_log_level lvl);
 /* Parses "debug|info|warn|error"; returns LF_EINVAL on anything else. */
 int lf_log_parse_level(const char *s, enum lf_log_level *out);
+/* Sends log lines to path (appending, created 0640) instead of stderr.
+ * LF_EIO with lf_err_get() set if it cannot be opened. */
+int lf_log_open_file(const char *path);
+/* Reopens the log file (after logrotate moved it; call on SIGHUP from a
+ * normal thread, not from the signal handler). No-op when logging to
+ * stderr. */
+void lf_log_reopen(void);
 /* "text" (default) or "json": one JSON object per line. */
 int lf_log_set_format(const char *fmt);
 void lf_log(enum lf_log_level lvl, const char *component, const char *fmt, ...)

@@ -244,6 +244,7 @@ int lf_cmd_hub(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:8080", *data = "./data", *store_url = NULL, *admin = NULL;
     const char *node = "hub-1", *retry = "60,300,900", *log_level = "info", *log_format = "text";
+    const char *log_file = NULL;
     const char *tls_cert = NULL, *tls_key = NULL, *ca_file = NULL;
     int64_t shard_digits = 1, inflight = 64, body_max = 8 << 20;
     double ping_i = 30, ping_t = 5, hb_grace = 0, pull_i = 60, hold = 600;
@@ -277,6 +278,8 @@ int lf_cmd_hub(int argc, char **argv)
         {"body-max", LF_OPT_INT, &body_max, "request body limit in bytes (default 8 MiB)"},
         {"log-level", LF_OPT_STR, &log_level, "debug|info|warn|error (default info)"},
         {"log-format", LF_OPT_STR, &log_format, "text|json (default text)"},
+        {"log-file", LF_OPT_STR, &log_file,
+         "append logs to this file instead of stderr; SIGHUP reopens it (logrotate)"},
         {"quiet-http", LF_OPT_FLAG, &quiet, "no per-request log line"},
         {"tls-cert", LF_OPT_STR, &tls_cert, "PEM certificate: serve HTTPS"},
         {"tls-key", LF_OPT_STR, &tls_key, "PEM private key"},
@@ -300,6 +303,10 @@ int lf_cmd_hub(int argc, char **argv)
         goto out;
     }
     lf_log_set_level(lvl); /* values were range-checked by hub_check */
+    if (log_file && lf_log_open_file(log_file)) {
+        fprintf(stderr, "lockerfleet hub: %s\n", lf_err_get());
+        goto out;
+    }
     cfg->listen = listen;
     cfg->data_dir = data;
     cfg->admin_token = admin;
@@ -340,6 +347,7 @@ int lf_cmd_hub(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -414,14 +422,18 @@ int lf_cmd_hub(int argc, char **argv)
             lf_store_backend(h->store));
 
     int sig = 0;
-    sigwait(&sigs, &sig);
+    for (;;) {
+        sigwait(&sigs, &sig);
+        if (sig != SIGHUP) break;
+        lf_log_reopen(); /* SIGHUP: logrotate moved the log file */
+    }
     LF_INFO("hub", "signal %d: stopping", sig);
     lf_notify_stopping();
     status = 0;
 out:
     atomic_store(&h->stopping, 1);
     lf_http_stop(h->http); /* stop accepting, finish in-flight */
-    lf_cluster_stop(h); /* gives the shards away before the fleet stops */
+    lf_cluster_stop(h);    /* gives the shards away before the fleet stops */
     if (fleet) lf_fleet_stop(h);
     if (booking) lf_booking_stop(h);
     lf_projections_stop(h->proj);

@@ -18,11 +18,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static volatile sig_atomic_t unit_stop;
+static volatile sig_atomic_t unit_stop, unit_reopen_log;
 static void on_signal(int sig)
 {
-    (void)sig;
-    unit_stop = 1;
+    if (sig == SIGHUP)
+        unit_reopen_log = 1;
+    else
+        unit_stop = 1;
 }
 
 static void serve(lf_http_req *req, lf_http_resp *resp, void *app)
@@ -92,6 +94,7 @@ int lf_cmd_unit(int argc, char **argv)
     const char *lockers_s = "A01:S,A02:S,A03:S,A04:M,A05:M,A06:L", *allot_s = NULL;
     const char *ca_file = NULL, *tls_cert = NULL, *tls_key = NULL, *log_level = "info";
     const char *log_format = "text";
+    const char *log_file = NULL;
     double push_s = 5, hb_s = 0, backoff_max_s = 60;
     lf_opt opts[] = {
         {"name", LF_OPT_STR, &name, "unit name ([a-z0-9-]{1,64}, required)"},
@@ -114,6 +117,8 @@ int lf_cmd_unit(int argc, char **argv)
         {"tls-key", LF_OPT_STR, &tls_key, "PEM key for --tls-cert"},
         {"log-level", LF_OPT_STR, &log_level, "debug|info|warn|error (default info)"},
         {"log-format", LF_OPT_STR, &log_format, "text|json (default text)"},
+        {"log-file", LF_OPT_STR, &log_file,
+         "append logs to this file instead of stderr; SIGHUP reopens it (logrotate)"},
         {0},
     };
     const lf_config_spec spec = {"unit",
@@ -140,6 +145,11 @@ int lf_cmd_unit(int argc, char **argv)
         goto out;
     }
     lf_log_set_level(lvl);
+    if (log_file && lf_log_open_file(log_file)) {
+        fprintf(stderr, "lockerfleet unit: %s\n", lf_err_get());
+        status = 1;
+        goto out;
+    }
     if (!name) {
         fprintf(stderr, "lockerfleet unit: --name (or name in the config file, or "
                         "LOCKERFLEET_NAME) is required\n");
@@ -226,6 +236,7 @@ int lf_cmd_unit(int argc, char **argv)
     }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
+    signal(SIGHUP, on_signal);
     signal(SIGPIPE, SIG_IGN);
     char host[256];
     int port;
@@ -235,10 +246,14 @@ int lf_cmd_unit(int argc, char **argv)
     lf_notify_ready("serving"); /* store open, listener bound (systemd Type=notify) */
     LF_INFO("unit", "%s: uplink %s to %s", name, uplink, hub ? hub : "(none)");
     while (!unit_stop) {
+        if (unit_reopen_log) { /* SIGHUP: logrotate moved the log file */
+            unit_reopen_log = 0;
+            lf_log_reopen();
+        }
         int64_t now = lf_mono_ms();
         int64_t next = lf_unit_uplink_step(u, now);
         /* Sleep in short slices so a signal is noticed promptly. */
-        while (!unit_stop && lf_mono_ms() < next) {
+        while (!unit_stop && !unit_reopen_log && lf_mono_ms() < next) {
             int64_t left = next - lf_mono_ms();
             lf_sleep_ms(left < 100 ? (left > 0 ? left : 1) : 100);
         }

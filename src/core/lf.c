@@ -79,7 +79,6 @@ void lf_err_clear(void)
 
 /* ---- logging ------------------------------------------------------- */
 static enum lf_log_level log_level = LF_LOG_INFO;
-static atomic_int log_fd = STDERR_FILENO;
 static char log_path[4096];
 static pthread_mutex_t log_path_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -90,12 +89,20 @@ int lf_log_open_file(const char *path)
         lf_err_set("cannot open log file %s: %s", path, strerror(errno));
         return LF_EIO;
     }
-    pthread_mutex_lock(&log_path_mu);
-    snprintf(log_path, sizeof log_path, "%s", path);
-    int old = atomic_exchange(&log_fd, fd);
-    pthread_mutex_unlock(&log_path_mu);
-    if (old != STDERR_FILENO) close(old);
-    return 0;
+    /* dup2 swaps what fd 2 points at atomically: a concurrent write goes to
+     * the old file or the new one, never to a closed (or reused) number.
+     * Whatever libraries print to stderr lands in the log file too. */
+    int rc = 0;
+    if (dup2(fd, STDERR_FILENO) < 0) {
+        lf_err_set("cannot redirect stderr to %s: %s", path, strerror(errno));
+        rc = LF_EIO;
+    } else {
+        pthread_mutex_lock(&log_path_mu);
+        snprintf(log_path, sizeof log_path, "%s", path);
+        pthread_mutex_unlock(&log_path_mu);
+    }
+    close(fd);
+    return rc;
 }
 
 void lf_log_reopen(void)
@@ -206,9 +213,7 @@ void lf_log(enum lf_log_level lvl, const char *component, const char *fmt, ...)
     } else {
         lf_buf_printf(&b, "%s %-5s %s: %s\n", ts, names[lvl], component, msg);
     }
-    /* A reopen may close the old fd between the load and the write: the
-     * line then fails to reach the old file, which is being rotated away. */
-    ssize_t w = write(atomic_load(&log_fd), b.data, b.len);
+    ssize_t w = write(STDERR_FILENO, b.data, b.len);
     (void)w;
     lf_buf_free(&b);
 }

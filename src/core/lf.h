@@ -48,7 +48,8 @@ enum lf_log_level { LF_LOG_DEBUG = 0, LF_LOG_INFO, LF_LOG_WARN, LF_LOG_ERROR };
 void lf_log_set_level(enum lf_log_level lvl);
 /* Parses "debug|info|warn|error"; returns LF_EINVAL on anything else. */
 int lf_log_parse_level(const char *s, enum lf_log_level *out);
-/* Sends log lines to path (appending, created 0640) instead of stderr.
+/* Sends log lines (and anything else written to stderr) to path, appending,
+ * created 0640: fd 2 is redirected to the file.
  * LF_EIO with lf_err_get() set if it cannot be opened. */
 int lf_log_open_file(const char *path);
 /* Reopens the log file (after logrotate moved it; call on SIGHUP from a

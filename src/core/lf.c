@@ -248,6 +248,18 @@ void lf_sleep_ms(int64_t ms)
     }
 }
 
+void lf_abstime_us(int64_t us, struct timespec *out)
+{
+    clock_gettime(CLOCK_REALTIME, out);
+    if (us < 0) us = 0;
+    out->tv_sec += (time_t)(us / 1000000);
+    out->tv_nsec += (long)(us % 1000000) * 1000L;
+    if (out->tv_nsec >= 1000000000L) {
+        out->tv_sec++;
+        out->tv_nsec -= 1000000000L;
+    }
+}
+
 char *lf_time_format(int64_t ms, char *buf)
 {
     time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);

@@ -17,17 +17,17 @@
 
 enum lf_err {
     LF_OK = 0,
-    LF_EINVAL = -1,      /* invalid argument / input */
-    LF_ENOMEM = -2,      /* out of memory */
-    LF_EIO = -3,         /* I/O or backend failure */
-    LF_ECONFLICT = -4,   /* expected version mismatch (wrote nothing) */
-    LF_ENOTFOUND = -5,   /* no such thing */
-    LF_EEXIST = -6,      /* already exists */
-    LF_ETIMEDOUT = -7,   /* a bounded wait ran out */
-    LF_ECORRUPT = -8,    /* a file is damaged or not ours */
-    LF_EBUSY = -9,       /* overloaded, try later */
-    LF_ECLOSED = -10,    /* the object is shutting down */
-    LF_EDENIED = -11,    /* not allowed */
+    LF_EINVAL = -1,    /* invalid argument / input */
+    LF_ENOMEM = -2,    /* out of memory */
+    LF_EIO = -3,       /* I/O or backend failure */
+    LF_ECONFLICT = -4, /* expected version mismatch (wrote nothing) */
+    LF_ENOTFOUND = -5, /* no such thing */
+    LF_EEXIST = -6,    /* already exists */
+    LF_ETIMEDOUT = -7, /* a bounded wait ran out */
+    LF_ECORRUPT = -8,  /* a file is damaged or not ours */
+    LF_EBUSY = -9,     /* overloaded, try later */
+    LF_ECLOSED = -10,  /* the object is shutting down */
+    LF_EDENIED = -11,  /* not allowed */
     LF_EUNSUPPORTED = -12,
     LF_EUNAVAILABLE = -13, /* e.g. locker not available */
     LF_ESTATE = -14,       /* command not valid in the current state */
@@ -72,9 +72,9 @@ void lf_log_ctx_clear(void);
 #define LF_ERROR(c, ...) lf_log(LF_LOG_ERROR, c, __VA_ARGS__)
 
 /* ---- time ---------------------------------------------------------- */
-int64_t lf_now_ms(void);       /* wall clock, ms since the Unix epoch */
-int64_t lf_mono_ms(void);      /* monotonic ms */
-int64_t lf_mono_us(void);      /* monotonic µs */
+int64_t lf_now_ms(void);  /* wall clock, ms since the Unix epoch */
+int64_t lf_mono_ms(void); /* monotonic ms */
+int64_t lf_mono_us(void); /* monotonic µs */
 /* Formats ms-since-epoch as RFC 3339 UTC with ms: 2026-11-29T10:00:00.000Z.
  * buf must hold at least LF_TIME_LEN bytes. Returns buf. */
 #define LF_TIME_LEN 32
@@ -83,6 +83,10 @@ char *lf_time_format(int64_t ms, char *buf);
  * malformed or impossible (month 13, Feb 30, hour 25...). */
 int lf_time_parse(const char *s, int64_t *ms_out);
 void lf_sleep_ms(int64_t ms);
+struct timespec;
+/* The CLOCK_REALTIME instant us microseconds from now, as
+ * pthread_cond_timedwait wants it. */
+void lf_abstime_us(int64_t us, struct timespec *out);
 
 /* ---- ids, randomness, hashing ---------------------------------------- */
 /* lf_init() must be called once before the rest (initialises libsodium). */

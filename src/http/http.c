@@ -426,15 +426,9 @@ static void *timer_main(void *arg)
         }
         if (s->timer_stop && s->ndefers == 0) break;
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
         int64_t wait_us = next - now;
         if (wait_us < 1000) wait_us = 1000;
-        ts.tv_sec += wait_us / 1000000;
-        ts.tv_nsec += (long)(wait_us % 1000000) * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
+        lf_abstime_us(wait_us, &ts);
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
     }
     pthread_mutex_unlock(&s->mu);

@@ -843,12 +843,7 @@ static void *expiry_main(void *arg)
 
         pthread_mutex_lock(&s->wmu);
         if (!s->stop) {
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            lf_abstime_us(100 * 1000, &ts);
             pthread_cond_timedwait(&s->wcv, &s->wmu, &ts);
         }
         int stop = s->stop;

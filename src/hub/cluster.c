@@ -320,13 +320,7 @@ static void *cluster_main(void *arg)
         int64_t wait = cl->renew_ms - (lf_mono_ms() - t0);
         if (wait > 0 && !atomic_load(&cl->stop)) {
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += wait / 1000;
-            ts.tv_nsec += (wait % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            lf_abstime_us(wait * 1000, &ts);
             pthread_cond_timedwait(&cl->cv, &cl->mu, &ts);
         }
         pthread_mutex_unlock(&cl->mu);

@@ -686,12 +686,7 @@ static void *work_main(void *arg)
         pthread_mutex_lock(&f->mu);
         if (!g->wake && !atomic_load(&f->stop)) {
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 250 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            lf_abstime_us(250 * 1000, &ts);
             pthread_cond_timedwait(&g->cv, &f->mu, &ts);
         }
         pthread_mutex_unlock(&f->mu);

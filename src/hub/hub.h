@@ -32,23 +32,23 @@ typedef struct lf_hub lf_hub;
 /* ---- configuration --------------------------------------------------- */
 #define LF_RETRY_MAX 16
 typedef struct {
-    const char *listen;        /* default 127.0.0.1:8080 */
-    const char *data_dir;      /* default ./data */
-    const char *store_url;     /* default sqlite:DATA/events.db */
-    const char *admin_token;   /* NULL: read/generate DATA/admin.token */
-    const char *node_id;       /* default "hub-1" */
+    const char *listen;      /* default 127.0.0.1:8080 */
+    const char *data_dir;    /* default ./data */
+    const char *store_url;   /* default sqlite:DATA/events.db */
+    const char *admin_token; /* NULL: read/generate DATA/admin.token */
+    const char *node_id;     /* default "hub-1" */
     const char *tls_cert, *tls_key, *ca_file;
-    int shard_digits;          /* 1..4, default 1 */
-    int64_t ping_interval_ms;  /* default 30 s */
-    int64_t ping_timeout_ms;   /* default 5 s */
-    int64_t heartbeat_grace_ms;/* 0: 3 x the unit's heartbeat interval */
-    int64_t pull_interval_ms;  /* default 60 s */
+    int shard_digits;               /* 1..4, default 1 */
+    int64_t ping_interval_ms;       /* default 30 s */
+    int64_t ping_timeout_ms;        /* default 5 s */
+    int64_t heartbeat_grace_ms;     /* 0: 3 x the unit's heartbeat interval */
+    int64_t pull_interval_ms;       /* default 60 s */
     int64_t retry_ms[LF_RETRY_MAX]; /* default 60 s, 300 s, 900 s (last repeats) */
     int nretry;
-    int64_t hold_ms;           /* reservation hold, default 600 s */
-    size_t body_max;           /* default 8 MiB (event batches) */
-    int ingest_inflight_max;   /* admission control, default 64 */
-    int quiet_http;            /* no per-request log lines */
+    int64_t hold_ms;         /* reservation hold, default 600 s */
+    size_t body_max;         /* default 8 MiB (event batches) */
+    int ingest_inflight_max; /* admission control, default 64 */
+    int quiet_http;          /* no per-request log lines */
 } lf_hub_config;
 
 /* ---- roles and auth --------------------------------------------------- */
@@ -109,8 +109,8 @@ struct lf_hub {
 lf_principal lf_hub_authenticate(lf_hub *h, lf_http_req *req);
 
 /* Appends events and records the metric; see lf_store_append. */
-int lf_hub_append(lf_hub *h, const char *stream, int64_t expected, const lf_event_in *evs,
-                  size_t n, lf_append_result *res);
+int lf_hub_append(lf_hub *h, const char *stream, int64_t expected, const lf_event_in *evs, size_t n,
+                  lf_append_result *res);
 
 /* Answers an error for an LF_E* code from a lower layer (503 for EIO...). */
 void lf_hub_error_rc(lf_ctx *c, int rc, const char *what);
@@ -124,7 +124,6 @@ int lf_hub_wait_projection(lf_ctx *c, const char *projection);
  * Given to the unit at registration so it verifies codes offline. */
 void lf_hub_booking_key(lf_hub *h, const char *unit, unsigned char key[32]);
 
-
 /* ---- registry (registry.c): units and users, in memory, rebuilt from
  * the log (unit-*, user-* streams) at start and kept current by the code
  * that appends their events. Lookups copy out, so callers own what they
@@ -137,10 +136,10 @@ typedef struct {
 typedef struct {
     char name[65];
     char display_name[129];
-    char url[512];           /* "" for heartbeat units without an API */
+    char url[512]; /* "" for heartbeat units without an API */
     char shard[5];
     enum lf_presence presence;
-    char uplink[8];          /* "push" or "pull" */
+    char uplink[8]; /* "push" or "pull" */
     int64_t heartbeat_interval_ms;
     char token_hash[65];
     lf_locker lockers[128];
@@ -162,12 +161,11 @@ int lf_registry_unit_by_token(lf_hub *h, const char *token_hash, char name_out[6
 /* The user whose token hashes to token_hash, or LF_ENOTFOUND. */
 int lf_registry_user_by_token(lf_hub *h, const char *token_hash, char user_id_out[80]);
 
-
 /* ---- fleet live state (fleet_presence.c) -------------------------------
  * Presence is kept in memory (the last response time is not an event);
  * only transitions become events (UnitCameOnline / UnitWentOffline). */
 typedef struct {
-    int known;                 /* 0 until the first ping/heartbeat */
+    int known; /* 0 until the first ping/heartbeat */
     int online;
     int64_t last_response_ms;  /* -1 if none / offline */
     int64_t last_seen_at_ms;   /* wall time of the last answer/heartbeat */
@@ -198,8 +196,8 @@ void lf_fleet_stop(lf_hub *h);
 /* ---- metrics (metrics.c): a tiny Prometheus registry ---------------- */
 /* Counters and gauges with up to 2 label pairs; histograms of latency
  * with fixed buckets. Names follow Prometheus conventions. Thread-safe. */
-void lf_metric_inc(const char *name, const char *labels, double v);   /* counter */
-void lf_metric_set(const char *name, const char *labels, double v);   /* gauge */
+void lf_metric_inc(const char *name, const char *labels, double v); /* counter */
+void lf_metric_set(const char *name, const char *labels, double v); /* gauge */
 void lf_metric_observe(const char *name, const char *labels, double seconds);
 /* HELP/TYPE text for a metric family (call once at start). */
 void lf_metric_describe(const char *name, const char *type, const char *help);

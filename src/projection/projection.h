@@ -30,9 +30,9 @@
 typedef struct lf_projections lf_projections;
 
 typedef struct {
-    const char *name;    /* [a-z_]+, also the file name */
-    int version;         /* bump to force a rebuild */
-    const char *schema;  /* SQL run once on a new file (CREATE TABLE ...) */
+    const char *name;   /* [a-z_]+, also the file name */
+    int version;        /* bump to force a rebuild */
+    const char *schema; /* SQL run once on a new file (CREATE TABLE ...) */
     /* Applies one event. Returns 0, or an LF_E* code to stop the
      * projection (state "failed", reported in status). Events it does
      * not care about must return 0 quickly. */

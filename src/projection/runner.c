@@ -934,13 +934,7 @@ int lf_projections_wait(lf_projections *ps, const char *name, int64_t pos, int t
     struct proj *p = find(ps, name);
     if (!p) return LF_ENOTFOUND;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    lf_abstime_us((int64_t)timeout_ms * 1000, &ts);
     int rc = 0;
     pthread_mutex_lock(&p->mu);
     while (p->position < pos && !atomic_load(&ps->stop)) {

@@ -40,10 +40,10 @@ typedef struct lf_store lf_store;
 #define LF_EXPECT_NO_STREAM (-2) /* the stream must not exist yet */
 
 /* Limits every backend enforces (LF_EINVAL past them). */
-#define LF_STREAM_MAX 200         /* bytes in a stream name */
-#define LF_TYPE_MAX 100           /* bytes in an event type */
+#define LF_STREAM_MAX 200            /* bytes in a stream name */
+#define LF_TYPE_MAX 100              /* bytes in an event type */
 #define LF_EVENT_DATA_MAX (4u << 20) /* bytes of data JSON per event */
-#define LF_BATCH_MAX 100000       /* events per append */
+#define LF_BATCH_MAX 100000          /* events per append */
 
 /* An event to append. Strings are borrowed for the duration of the call.
  * id: a UUID, or NULL / "" to let the store generate one (v7).
@@ -144,8 +144,8 @@ typedef struct lf_subscription lf_subscription;
 
 /* Starts a subscription thread. batch: how many events to read at a time
  * (0 = default). Returns NULL on failure. */
-lf_subscription *lf_store_subscribe(lf_store *s, int64_t after, size_t batch,
-                                    lf_store_handler h, void *ctx);
+lf_subscription *lf_store_subscribe(lf_store *s, int64_t after, size_t batch, lf_store_handler h,
+                                    void *ctx);
 /* Position of the last event delivered. */
 int64_t lf_subscription_position(lf_subscription *sub);
 /* Stops (if running) and joins the thread, then frees. Must not be called
@@ -192,8 +192,7 @@ typedef struct {
  * or already held by owner, and then holds it for ttl_ms (>= 1) from now.
  * If another owner holds it, returns LF_ECONFLICT. Either way *out (may be
  * NULL) tells the holder and its time left. */
-int lf_store_lease(lf_store *s, const char *name, const char *owner, int64_t ttl_ms,
-                   lf_lease *out);
+int lf_store_lease(lf_store *s, const char *name, const char *owner, int64_t ttl_ms, lf_lease *out);
 
 /* Gives the lease up if owner holds it (0 also when it did not). */
 int lf_store_lease_release(lf_store *s, const char *name, const char *owner);

@@ -821,13 +821,7 @@ static int pg_wait(void *impl, int64_t after, int timeout_ms)
      * most this much latency; store.c re-checks the head. */
     int wait = timeout_ms < 1000 ? timeout_ms : 1000;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += wait / 1000;
-    ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    lf_abstime_us((int64_t)wait * 1000, &ts);
     int rc = 0;
     pthread_mutex_lock(&s->lock);
     if (!s->closing && s->head <= after) pthread_cond_timedwait(&s->head_cond, &s->lock, &ts);

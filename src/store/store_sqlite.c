@@ -70,7 +70,7 @@ typedef struct {
  * Filled by the group commit leader after each successful COMMIT; read by
  * read_all. Positions in it only grow, but may have gaps (another process
  * wrote to the file): a read stops at a gap and SQLite answers for it. */
-#define TAIL_EVENTS 131072 /* a power of two */
+#define TAIL_EVENTS 131072     /* a power of two */
 #define TAIL_BYTES (32u << 20) /* bound on the bytes of the events held */
 typedef struct {
     pthread_rwlock_t lock;
@@ -1071,13 +1071,7 @@ static int sq_wait(void *impl, int64_t after, int timeout_ms)
     /* Woken by our own commits; capped at 100 ms to notice other writers. */
     int wait = timeout_ms < 100 ? timeout_ms : 100;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += wait / 1000;
-    ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    lf_abstime_us((int64_t)wait * 1000, &ts);
     int rc = 0;
     pthread_mutex_lock(&s->qlock);
     if (s->closing)

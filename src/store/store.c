@@ -580,6 +580,57 @@ void lf_store_lease_sort(lf_lease *l, size_t n)
     if (n > 1) qsort(l, n, sizeof *l, lease_cmp);
 }
 
+/* ---- connection slots (store_int.h) ----------------------------------- */
+void lf_slots_init(lf_slots *p, pthread_mutex_t *mu, const int *closing, int n)
+{
+    memset(p, 0, sizeof *p);
+    p->mu = mu;
+    p->closing = closing;
+    p->n = n < LF_SLOTS_MAX ? n : LF_SLOTS_MAX;
+    pthread_cond_init(&p->cond, NULL);
+}
+
+void lf_slots_destroy(lf_slots *p)
+{
+    pthread_cond_destroy(&p->cond);
+}
+
+int lf_slots_take(lf_slots *p, int *idx)
+{
+    pthread_mutex_lock(p->mu);
+    for (;;) {
+        if (*p->closing) {
+            pthread_mutex_unlock(p->mu);
+            return LF_ECLOSED;
+        }
+        for (int i = 0; i < p->n; i++) {
+            if (p->busy[i]) continue;
+            p->busy[i] = 1;
+            p->in_use++;
+            pthread_mutex_unlock(p->mu);
+            *idx = i;
+            return 0;
+        }
+        pthread_cond_wait(&p->cond, p->mu);
+    }
+}
+
+void lf_slots_give(lf_slots *p, int idx)
+{
+    pthread_mutex_lock(p->mu);
+    p->busy[idx] = 0;
+    p->in_use--;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(p->mu);
+}
+
+void lf_slots_drain_locked(lf_slots *p)
+{
+    pthread_cond_broadcast(&p->cond);
+    while (p->in_use)
+        pthread_cond_wait(&p->cond, p->mu);
+}
+
 /* ---- subscriptions --------------------------------------------------- */
 struct lf_subscription {
     lf_store *store;

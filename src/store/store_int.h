@@ -9,6 +9,8 @@
 
 #include "store.h"
 
+#include <pthread.h>
+
 typedef struct lf_store_ops {
     const char *name;
     /* url is the full URL; the backend parses what follows its scheme. */
@@ -35,6 +37,28 @@ typedef struct lf_store_ops {
 
 /* Sorts leases by name (for backends that cannot ask the engine to). */
 void lf_store_lease_sort(lf_lease *l, size_t n);
+
+/* A pool of connection slots for the server backends: slot i belongs to
+ * one thread between lf_slots_take and lf_slots_give; what a slot holds
+ * (a PGconn, a redisContext) is the backend's. mu is the backend's own
+ * mutex (it may guard more of its state); *closing, read under mu, makes
+ * takes fail with LF_ECLOSED. */
+#define LF_SLOTS_MAX 32
+typedef struct {
+    pthread_mutex_t *mu;
+    const int *closing;
+    pthread_cond_t cond;
+    unsigned char busy[LF_SLOTS_MAX];
+    int n, in_use;
+} lf_slots;
+void lf_slots_init(lf_slots *p, pthread_mutex_t *mu, const int *closing, int n);
+void lf_slots_destroy(lf_slots *p);
+/* Blocks until a slot is free; 0 and its index, or LF_ECLOSED. */
+int lf_slots_take(lf_slots *p, int *idx);
+void lf_slots_give(lf_slots *p, int idx);
+/* With mu held and *closing set: wakes takers and waits until every slot
+ * is given back. */
+void lf_slots_drain_locked(lf_slots *p);
 
 extern const lf_store_ops lf_store_sqlite_ops;
 extern const lf_store_ops lf_store_postgres_ops;

@@ -51,7 +51,6 @@
 
 typedef struct {
     PGconn *conn;
-    int busy;
 } pg_slot;
 
 typedef struct {
@@ -59,10 +58,9 @@ typedef struct {
     char schema[SCHEMA_MAX + 1];
     char channel[SCHEMA_MAX + 8];
     pthread_mutex_t lock; /* pool, head, closing */
-    pthread_cond_t pool_cond;
     pthread_cond_t head_cond;
+    lf_slots slots; /* which of pool[] are in use */
     pg_slot pool[POOL];
-    int in_use;
     int closing;
     int64_t head; /* highest position seen through NOTIFY or our appends */
     pthread_t listener;
@@ -326,47 +324,24 @@ static int init_leases(PGconn *c)
 /* ---- pool ------------------------------------------------------------ */
 static int conn_get(pg_store *s, int *idx)
 {
-    pthread_mutex_lock(&s->lock);
-    for (;;) {
-        if (s->closing) {
-            pthread_mutex_unlock(&s->lock);
-            lf_err_set("postgres: store is closing");
-            return LF_ECLOSED;
-        }
-        for (int i = 0; i < POOL; i++) {
-            if (s->pool[i].busy) continue;
-            s->pool[i].busy = 1;
-            s->in_use++;
-            pthread_mutex_unlock(&s->lock);
-            pg_slot *sl = &s->pool[i];
-            /* A broken connection (server restart) is replaced. */
-            if (sl->conn && PQstatus(sl->conn) != CONNECTION_OK) {
-                PQfinish(sl->conn);
-                sl->conn = NULL;
-            }
-            int rc = sl->conn ? 0 : conn_open(s, &sl->conn);
-            if (rc) {
-                pthread_mutex_lock(&s->lock);
-                sl->busy = 0;
-                s->in_use--;
-                pthread_cond_broadcast(&s->pool_cond);
-                pthread_mutex_unlock(&s->lock);
-                return rc;
-            }
-            *idx = i;
-            return 0;
-        }
-        pthread_cond_wait(&s->pool_cond, &s->lock);
+    int rc = lf_slots_take(&s->slots, idx);
+    if (rc) {
+        lf_err_set("postgres: store is closing");
+        return rc;
     }
+    pg_slot *sl = &s->pool[*idx];
+    /* A broken connection (server restart) is replaced. */
+    if (sl->conn && PQstatus(sl->conn) != CONNECTION_OK) {
+        PQfinish(sl->conn);
+        sl->conn = NULL;
+    }
+    if (!sl->conn && (rc = conn_open(s, &sl->conn))) lf_slots_give(&s->slots, *idx);
+    return rc;
 }
 
 static void conn_put(pg_store *s, int idx)
 {
-    pthread_mutex_lock(&s->lock);
-    s->pool[idx].busy = 0;
-    s->in_use--;
-    pthread_cond_broadcast(&s->pool_cond);
-    pthread_mutex_unlock(&s->lock);
+    lf_slots_give(&s->slots, idx);
 }
 
 static void head_seen(pg_store *s, int64_t h)
@@ -439,7 +414,7 @@ static int pg_open(const char *url, void **impl, char *err, size_t errlen)
 {
     pg_store *s = lf_xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->pool_cond, NULL);
+    lf_slots_init(&s->slots, &s->lock, &s->closing, POOL);
     pthread_cond_init(&s->head_cond, NULL);
     pthread_mutex_init(&s->glock, NULL);
     pthread_cond_init(&s->gcond, NULL);
@@ -484,15 +459,13 @@ static void pg_close(void *impl)
     pthread_mutex_lock(&s->lock);
     s->closing = 1;
     pthread_cond_broadcast(&s->head_cond);
-    pthread_cond_broadcast(&s->pool_cond);
-    while (s->in_use)
-        pthread_cond_wait(&s->pool_cond, &s->lock);
+    lf_slots_drain_locked(&s->slots);
     pthread_mutex_unlock(&s->lock);
     if (s->listener_started) pthread_join(s->listener, NULL);
     for (int i = 0; i < POOL; i++)
         if (s->pool[i].conn) PQfinish(s->pool[i].conn);
     pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->pool_cond);
+    lf_slots_destroy(&s->slots);
     pthread_cond_destroy(&s->head_cond);
     pthread_mutex_destroy(&s->glock);
     pthread_cond_destroy(&s->gcond);

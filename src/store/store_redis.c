@@ -135,7 +135,6 @@ static const char *READ_STREAM_LUA =
 
 typedef struct {
     redisContext *c;
-    int busy;
 } rd_slot;
 
 typedef struct {
@@ -146,9 +145,10 @@ typedef struct {
     char k_log[PREFIX_MAX + 16], k_ids[PREFIX_MAX + 16], k_head[PREFIX_MAX + 16];
     char sha_append[41], sha_read[41], sha_lease[41];
     pthread_mutex_t lock;
-    pthread_cond_t pool_cond, head_cond;
+    pthread_cond_t head_cond;
+    lf_slots slots; /* which of pool[] are in use */
     rd_slot pool[POOL];
-    int in_use, closing;
+    int closing;
     int64_t head;
     pthread_t listener;
     int listener_started;
@@ -199,46 +199,23 @@ fail:
 
 static int conn_get(rd_store *s, int *idx)
 {
-    pthread_mutex_lock(&s->lock);
-    for (;;) {
-        if (s->closing) {
-            pthread_mutex_unlock(&s->lock);
-            lf_err_set("redis: store is closing");
-            return LF_ECLOSED;
-        }
-        for (int i = 0; i < POOL; i++) {
-            if (s->pool[i].busy) continue;
-            s->pool[i].busy = 1;
-            s->in_use++;
-            pthread_mutex_unlock(&s->lock);
-            rd_slot *sl = &s->pool[i];
-            if (sl->c && sl->c->err) { /* broken (server restart): replace */
-                redisFree(sl->c);
-                sl->c = NULL;
-            }
-            int rc = sl->c ? 0 : rd_connect(s, &sl->c);
-            if (rc) {
-                pthread_mutex_lock(&s->lock);
-                sl->busy = 0;
-                s->in_use--;
-                pthread_cond_broadcast(&s->pool_cond);
-                pthread_mutex_unlock(&s->lock);
-                return rc;
-            }
-            *idx = i;
-            return 0;
-        }
-        pthread_cond_wait(&s->pool_cond, &s->lock);
+    int rc = lf_slots_take(&s->slots, idx);
+    if (rc) {
+        lf_err_set("redis: store is closing");
+        return rc;
     }
+    rd_slot *sl = &s->pool[*idx];
+    if (sl->c && sl->c->err) { /* broken (server restart): replace */
+        redisFree(sl->c);
+        sl->c = NULL;
+    }
+    if (!sl->c && (rc = rd_connect(s, &sl->c))) lf_slots_give(&s->slots, *idx);
+    return rc;
 }
 
 static void conn_put(rd_store *s, int idx)
 {
-    pthread_mutex_lock(&s->lock);
-    s->pool[idx].busy = 0;
-    s->in_use--;
-    pthread_cond_broadcast(&s->pool_cond);
-    pthread_mutex_unlock(&s->lock);
+    lf_slots_give(&s->slots, idx);
 }
 
 static void head_seen(rd_store *s, int64_t h)
@@ -426,7 +403,7 @@ static int rd_open(const char *url, void **impl, char *err, size_t errlen)
 {
     rd_store *s = lf_xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->pool_cond, NULL);
+    lf_slots_init(&s->slots, &s->lock, &s->closing, POOL);
     pthread_cond_init(&s->head_cond, NULL);
     int rc = parse_url(s, url, err, errlen);
     if (rc) goto fail;
@@ -466,15 +443,13 @@ static void rd_close(void *impl)
     pthread_mutex_lock(&s->lock);
     s->closing = 1;
     pthread_cond_broadcast(&s->head_cond);
-    pthread_cond_broadcast(&s->pool_cond);
-    while (s->in_use)
-        pthread_cond_wait(&s->pool_cond, &s->lock);
+    lf_slots_drain_locked(&s->slots);
     pthread_mutex_unlock(&s->lock);
     if (s->listener_started) pthread_join(s->listener, NULL);
     for (int i = 0; i < POOL; i++)
         if (s->pool[i].c) redisFree(s->pool[i].c);
     pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->pool_cond);
+    lf_slots_destroy(&s->slots);
     pthread_cond_destroy(&s->head_cond);
     free(s);
 }

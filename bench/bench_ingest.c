@@ -10,6 +10,7 @@
  * the first send to the last acknowledgement, and checks every unit's
  * acked_seq. 429 answers are retried after Retry-After, as units do.
  */
+#include "bench_util.h"
 #include "bench_ingest.h"
 #include "cli/cli.h"
 #include "http/client.h"
@@ -61,80 +62,6 @@ static void *push_main(void *arg)
     return NULL;
 }
 
-/* CPU seconds (user + system) a process has used, from /proc/PID/stat:
- * on a shared, loaded machine the CPU cost per event is the figure that
- * holds, wall-clock throughput does not. -1 when unreadable. */
-static double proc_cpu_s(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long ut = 0, st = 0;
-    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt
-     * majflt cmajflt utime stime (fields 3..15) */
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double self_cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static pid_t start_hub(const char *dir, const char *store, char *url, size_t urllen)
-{
-    int fds[2];
-    if (pipe(fds)) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        char *args[20];
-        int k = 0;
-        args[k++] = "lockerfleet";
-        args[k++] = "hub";
-        args[k++] = "--listen";
-        args[k++] = "127.0.0.1:0";
-        args[k++] = "--data";
-        args[k++] = (char *)dir;
-        args[k++] = "--admin-token";
-        args[k++] = ADMIN;
-        args[k++] = "--log-level";
-        args[k++] = "warn";
-        args[k++] = "--ingest-inflight";
-        args[k++] = "128";
-        if (store) {
-            args[k++] = "--store";
-            args[k++] = (char *)store;
-        }
-        args[k] = NULL;
-        execv("/proc/self/exe", args);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[512];
-    url[0] = '\0';
-    while (f && fgets(line, sizeof line, f)) {
-        if (strncmp(line, "listening on ", 13) == 0) {
-            snprintf(url, urllen, "%.200s", line + 13);
-            url[strcspn(url, "\r\n")] = '\0';
-            break;
-        }
-    }
-    /* keep the pipe open (drained by nobody; the hub prints little) */
-    return pid;
-}
-
 int lf_bench_ingest(int argc, char **argv)
 {
     int64_t units = 100, batches = 10, batch = 500;
@@ -154,7 +81,8 @@ int lf_bench_ingest(int argc, char **argv)
     char dir[] = "/tmp/lf-bench-ingest-XXXXXX";
     if (!mkdtemp(dir)) return 1;
     char url[256];
-    pid_t pid = start_hub(dir, store, url, sizeof url);
+    static const char *const extra[] = {"--log-level", "warn", "--ingest-inflight", "128", NULL};
+    pid_t pid = lf_bench_start_hub(dir, store, ADMIN, extra, url, sizeof url);
     int ret = 1;
     worker *w = lf_xcalloc((size_t)units, sizeof *w);
     pthread_t *th = lf_xcalloc((size_t)units, sizeof *th);
@@ -212,14 +140,14 @@ int lf_bench_ingest(int argc, char **argv)
     printf("ingest: %lld units x %lld batches x %lld events = %lld events, hub %s (pid %d)\n",
            (long long)units, (long long)batches, (long long)batch, (long long)total, url, (int)pid);
     fflush(stdout); /* the pid, for perf record -p while it runs */
-    double hub0 = proc_cpu_s(pid), gen0 = self_cpu_s();
+    double hub0 = lf_bench_proc_cpu_s(pid), gen0 = lf_bench_self_cpu_s();
     int64_t t0 = lf_mono_us();
     for (int64_t u = 0; u < units; u++)
         pthread_create(&th[u], NULL, push_main, &w[u]);
     for (int64_t u = 0; u < units; u++)
         pthread_join(th[u], NULL);
     double s = (double)(lf_mono_us() - t0) / 1e6;
-    double hub_cpu = proc_cpu_s(pid) - hub0, gen_cpu = self_cpu_s() - gen0;
+    double hub_cpu = lf_bench_proc_cpu_s(pid) - hub0, gen_cpu = lf_bench_self_cpu_s() - gen0;
     int64_t retries = 0;
     ret = 0;
     for (int64_t u = 0; u < units; u++) {

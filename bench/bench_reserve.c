@@ -14,6 +14,7 @@
  * latency percentiles of a pair, and the hub's CPU per pair (from
  * /proc/PID/stat: the hub it started, or --hub-pid).
  */
+#include "bench_util.h"
 #include "bench_reserve.h"
 #include "cli/cli.h"
 #include "http/client.h"
@@ -102,73 +103,6 @@ static void *reserve_main(void *arg)
     return NULL;
 }
 
-static double proc_cpu_s(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double self_cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static pid_t start_hub(const char *dir, const char *store, char *url, size_t urllen)
-{
-    int fds[2];
-    if (pipe(fds)) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        char *args[20];
-        int k = 0;
-        args[k++] = "lockerfleet";
-        args[k++] = "hub";
-        args[k++] = "--listen";
-        args[k++] = "127.0.0.1:0";
-        args[k++] = "--data";
-        args[k++] = (char *)dir;
-        args[k++] = "--admin-token";
-        args[k++] = ADMIN;
-        args[k++] = "--log-level";
-        args[k++] = "error";
-        args[k++] = "--quiet-http";
-        if (store) {
-            args[k++] = "--store";
-            args[k++] = (char *)store;
-        }
-        args[k] = NULL;
-        execv("/proc/self/exe", args);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[512];
-    url[0] = '\0';
-    while (f && fgets(line, sizeof line, f)) {
-        if (strncmp(line, "listening on ", 13) == 0) {
-            snprintf(url, urllen, "%.200s", line + 13);
-            url[strcspn(url, "\r\n")] = '\0';
-            break;
-        }
-    }
-    return pid;
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -254,7 +188,8 @@ int lf_bench_reserve(int argc, char **argv)
         pid = (pid_t)hub_pid;
     } else {
         if (!mkdtemp(dir)) goto out;
-        pid = start_hub(dir, store, url, sizeof url);
+        static const char *const extra[] = {"--log-level", "error", "--quiet-http", NULL};
+        pid = lf_bench_start_hub(dir, store, ADMIN, extra, url, sizeof url);
         if (pid <= 0 || !url[0]) {
             fprintf(stderr, "bench reserve: the hub did not start\n");
             goto out;
@@ -266,7 +201,7 @@ int lf_bench_reserve(int argc, char **argv)
            (long long)units, (double)(lf_mono_us() - t0) / 1e6, url, (int)pid, (long long)conns,
            (long long)seconds);
     fflush(stdout); /* the pid, for perf record -p while it runs */
-    double hub0 = pid > 0 ? proc_cpu_s(pid) : 0, gen0 = self_cpu_s();
+    double hub0 = pid > 0 ? lf_bench_proc_cpu_s(pid) : 0, gen0 = lf_bench_self_cpu_s();
     t0 = lf_mono_us();
     for (int64_t i = 0; i < conns; i++) {
         w[i].url = url;
@@ -280,7 +215,8 @@ int lf_bench_reserve(int argc, char **argv)
     for (int64_t i = 0; i < conns; i++)
         pthread_join(th[i], NULL);
     double s = (double)(lf_mono_us() - t0) / 1e6;
-    double hub_cpu = pid > 0 ? proc_cpu_s(pid) - hub0 : 0, gen_cpu = self_cpu_s() - gen0;
+    double hub_cpu = pid > 0 ? lf_bench_proc_cpu_s(pid) - hub0 : 0,
+           gen_cpu = lf_bench_self_cpu_s() - gen0;
     int64_t ok = 0, un = 0, er = 0;
     size_t nlat = 0;
     for (int64_t i = 0; i < conns; i++) {

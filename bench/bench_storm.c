@@ -26,6 +26,7 @@
  * can check them without keeping 10M ids in memory; bodies are built on
  * the fly (the client's CPU competes with the hub's: reported too).
  */
+#include "bench_util.h"
 #include "bench_storm.h"
 #include "cli/cli.h"
 #include "http/client.h"
@@ -213,53 +214,6 @@ static void *register_main(void *arg)
     return NULL;
 }
 
-static pid_t start_hub(const char *dir, const char *store, const char *inflight, char *url,
-                       size_t urllen)
-{
-    int fds[2];
-    if (pipe(fds)) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        char *args[24];
-        int k = 0;
-        args[k++] = "lockerfleet";
-        args[k++] = "hub";
-        args[k++] = "--listen";
-        args[k++] = "127.0.0.1:0";
-        args[k++] = "--data";
-        args[k++] = (char *)dir;
-        args[k++] = "--admin-token";
-        args[k++] = ADMIN;
-        args[k++] = "--log-level";
-        args[k++] = "error";
-        args[k++] = "--ingest-inflight";
-        args[k++] = (char *)inflight;
-        args[k++] = "--heartbeat-grace";
-        args[k++] = "3600";
-        if (store) {
-            args[k++] = "--store";
-            args[k++] = (char *)store;
-        }
-        args[k] = NULL;
-        execv("/proc/self/exe", args);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[512];
-    url[0] = '\0';
-    while (f && fgets(line, sizeof line, f)) {
-        if (strncmp(line, "listening on ", 13) == 0) {
-            snprintf(url, urllen, "%.200s", line + 13);
-            url[strcspn(url, "\r\n")] = '\0';
-            break;
-        }
-    }
-    return pid; /* the pipe stays open: the hub prints little */
-}
-
 /* kB value of a "Key:   N kB" line of /proc/PID/status; -1 if absent. */
 static long proc_status_kb(pid_t pid, const char *key)
 {
@@ -276,22 +230,6 @@ static long proc_status_kb(pid_t pid, const char *key)
         }
     fclose(f);
     return v;
-}
-
-static double cpu_s(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* Sum of every sample of a metric family in the Prometheus text. */
@@ -412,7 +350,9 @@ int lf_bench_storm(int argc, char **argv)
     int ret = 1;
     storm s;
     memset(&s, 0, sizeof s);
-    pid_t pid = start_hub(dir, store, inflight, url, sizeof url);
+    const char *const extra[] = {
+        "--log-level", "error", "--ingest-inflight", inflight, "--heartbeat-grace", "3600", NULL};
+    pid_t pid = lf_bench_start_hub(dir, store, ADMIN, extra, url, sizeof url);
     client *cs = lf_xcalloc((size_t)clients, sizeof *cs);
     reg_arg *ra = lf_xcalloc((size_t)clients, sizeof *ra);
     pthread_t *th = lf_xcalloc((size_t)clients, sizeof *th);
@@ -449,7 +389,7 @@ int lf_bench_storm(int argc, char **argv)
            (long long)clients, url, (int)pid, inflight, (double)(lf_mono_ms() - r0) / 1000.0);
     fflush(stdout);
 
-    double hub_cpu0 = cpu_s(pid);
+    double hub_cpu0 = lf_bench_proc_cpu_s(pid);
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
     for (int64_t i = 0; i < clients; i++) {
@@ -489,7 +429,7 @@ int lf_bench_storm(int argc, char **argv)
         }
         lf_sleep_ms(100);
     }
-    double hub_cpu = cpu_s(pid) - hub_cpu0;
+    double hub_cpu = lf_bench_proc_cpu_s(pid) - hub_cpu0;
     double cli_cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
                      (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
                      (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +

@@ -1,0 +1,81 @@
+/* bench_util.c — shared pieces of the HTTP benchmarks (bench_util.h). */
+#include "bench_util.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+pid_t lf_bench_start_hub(const char *dir, const char *store, const char *admin,
+                         const char *const *extra, char *url, size_t urllen)
+{
+    int fds[2];
+    if (pipe(fds)) return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        const char *args[48];
+        int k = 0;
+        args[k++] = "lockerfleet";
+        args[k++] = "hub";
+        args[k++] = "--listen";
+        args[k++] = "127.0.0.1:0";
+        args[k++] = "--data";
+        args[k++] = dir;
+        args[k++] = "--admin-token";
+        args[k++] = admin;
+        if (store) {
+            args[k++] = "--store";
+            args[k++] = store;
+        }
+        for (int i = 0; extra && extra[i] && k < 47; i++)
+            args[k++] = extra[i];
+        args[k] = NULL;
+        execv("/proc/self/exe", (char *const *)args);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[512];
+    url[0] = '\0';
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "listening on ", 13) == 0) {
+            snprintf(url, urllen, "%.200s", line + 13);
+            url[strcspn(url, "\r\n")] = '\0';
+            break;
+        }
+    }
+    return pid;
+}
+
+double lf_bench_proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt
+     * majflt cmajflt utime stime (fields 3..15) */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+double lf_bench_self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}

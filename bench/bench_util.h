@@ -1,0 +1,26 @@
+/*
+ * bench_util.h — what the HTTP benchmarks (ingest, reserve, storm) share:
+ * starting a hub process of this same binary and reading CPU time.
+ */
+#ifndef LF_BENCH_UTIL_H
+#define LF_BENCH_UTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Starts `lockerfleet hub --listen 127.0.0.1:0 --data dir --admin-token
+ * admin [--store store] extra...` (extra: NULL-terminated, may be NULL) as
+ * a child and waits for its "listening on URL" line; url receives the URL
+ * ("" if the hub never said it). Returns the child's pid, or -1. The pipe
+ * on its stdout stays open (the hub prints little). */
+pid_t lf_bench_start_hub(const char *dir, const char *store, const char *admin,
+                         const char *const *extra, char *url, size_t urllen);
+
+/* CPU seconds (user + system) a process has used, from /proc/PID/stat:
+ * on a shared, loaded machine the CPU cost per event is the figure that
+ * holds, wall-clock throughput does not. -1 when unreadable. */
+double lf_bench_proc_cpu_s(pid_t pid);
+/* The same for this process. */
+double lf_bench_self_cpu_s(void);
+
+#endif

@@ -8,7 +8,7 @@ set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config clang clang-format
   libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
   libcurl3-gnutls
-  libsodium-dev libxxhash-dev libcmocka-dev libpq-dev libhiredis-dev
+  libsodium-dev libxxhash-dev libzstd-dev libcmocka-dev libpq-dev libhiredis-dev
   libnats-dev libgnutls28-dev libsystemd-dev libinih-dev curl ca-certificates)
 TEST_PKGS=(postgresql redis-server nats-server chromium nodejs openssl
   procps psmisc libclang-rt-14-dev prometheus

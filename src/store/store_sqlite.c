@@ -2,10 +2,29 @@
  * store_sqlite.c — the embedded event store on SQLite (the default backend,
  * URL "sqlite:PATH").
  *
- * Schema (format 1; PRAGMA application_id marks the file as ours):
- *   streams(sid INTEGER PRIMARY KEY, name TEXT UNIQUE, version INTEGER)
- *   events(position INTEGER PRIMARY KEY, sid, version, id BLOB(16), type,
- *          time, data, meta)  + UNIQUE(sid, version), UNIQUE(id)
+ * Schema (format 2; PRAGMA application_id marks the file as ours):
+ *   streams(sid INTEGER PRIMARY KEY, name TEXT UNIQUE)
+ *   batches(pos INTEGER PRIMARY KEY, sid, ver, n, body BLOB)
+ *           + UNIQUE(sid, ver)
+ *   ids(id BLOB PRIMARY KEY, pos) WITHOUT ROWID   — client-given ids only
+ *   lf_meta(key TEXT PRIMARY KEY, value)          — the id tag
+ *
+ * One row per appended batch (a run of consecutive events of one stream):
+ * the events at positions pos .. pos+n-1, versions ver .. ver+n-1, encoded
+ * one after the other in body and compressed with zstd when that pays
+ * (see "the body" below). A commit so writes a few pages per batch instead
+ * of a row and two index entries per event — the whole point of format 2;
+ * a batch larger than CHUNK_EVENTS events or CHUNK_BYTES bytes is split
+ * into several consecutive rows of the same transaction.
+ *
+ * Event ids: an id the client gave goes into the ids index (so re-appending
+ * it is recognised). An id the store makes itself needs no index entry: it
+ * encodes where its event is — a UUID of version 8 carrying the append
+ * time (ms, so ids still sort by time), this file's random 26-bit tag and
+ * the event's position — so "is it stored?" is answered by reading that
+ * one position. A client may re-append such an id (it is found there), but
+ * may not invent one: an id of this store's form that is not where it
+ * says is refused, so a generated id can never meet a client's copy.
  *
  * Writes: one writer connection. Appends from many threads are merged by
  * group commit: the first appender to find no commit in progress becomes
@@ -25,7 +44,11 @@
  * process committed, kept in memory (bounded), so the log's followers
  * (projections, the fleet, the registry: a hub has about eight) read what
  * was just appended without going through SQLite each; anything not in
- * the tail, or past a gap in it, comes from a reader connection.
+ * the tail, or past a gap in it, comes from a reader connection, which
+ * finds the row holding the first wanted position and decodes from there.
+ *
+ * Format 1 files (a row per event) are converted to format 2 when opened
+ * for writing, in one transaction (all or nothing).
  */
 #define _GNU_SOURCE
 #include "store_int.h"
@@ -39,9 +62,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #define APP_ID 0x4c464c54 /* "LFLT" */
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2
+#define CHUNK_EVENTS 1024      /* events per batch row at most */
+#define CHUNK_BYTES (1u << 20) /* raw body bytes per row (one bigger event alone) */
+#define ZSTD_MIN 256           /* bodies shorter than this stay raw */
 #define READERS 8
 
 typedef struct append_req {
@@ -79,11 +106,19 @@ typedef struct {
     size_t bytes;
 } tail_ring;
 
+/* A growable byte buffer for encoding/decoding bodies. */
+typedef struct {
+    unsigned char *p;
+    size_t cap;
+} bytes;
+
 typedef struct {
     sqlite3 *db;
     int busy;
     /* Prepared once per connection (NULL until first use). */
     sqlite3_stmt *st_all, *st_stream, *st_sid, *st_name, *st_head, *st_ver;
+    ZSTD_DCtx *dctx;
+    bytes raw; /* a decompressed body */
 } reader;
 
 /* The writer's cache of streams: name -> (sid, version). Only the group
@@ -112,7 +147,13 @@ typedef struct {
 typedef struct {
     char *path;
     sqlite3 *wdb;
-    sqlite3_stmt *st_stream_get, *st_stream_ins, *st_stream_upd, *st_ev_ins, *st_id_get;
+    sqlite3_stmt *st_stream_get, *st_stream_ins, *st_stream_ver, *st_batch_ins, *st_id_ins,
+        *st_id_get, *st_batch_at;
+    int64_t next_pos; /* the writer's next position (leader only) */
+    uint32_t tag;     /* this file's id tag (26 bits) */
+    ZSTD_CCtx *cctx;  /* leader only */
+    ZSTD_DCtx *dctx;  /* leader only: duplicate checks of generated ids */
+    bytes enc, zbuf, dec;
     pthread_mutex_t qlock;
     pthread_cond_t qcond; /* appenders waiting for their batch */
     pthread_cond_t hcond; /* waiters for a new head */
@@ -215,34 +256,20 @@ static void uuid_parse16(const char *u, unsigned char out[16])
     }
 }
 
-/* Ids for a batch: the given ones parsed, the missing ones made as UUID v7
- * (time-ordered, so the id index grows at its right edge) from one call
- * to the random source for the whole batch. */
-static void batch_ids(const lf_event_in *evs, size_t n, unsigned char (*ids)[16])
+static void gen_id(unsigned char b[16], uint64_t ms, uint32_t tag, int64_t pos);
+
+/* Ids for a batch that will start at position first: the given ones
+ * parsed, the missing ones generated (see "event ids"). */
+static void batch_ids(const lf_event_in *evs, size_t n, uint32_t tag, int64_t first,
+                      unsigned char (*ids)[16])
 {
-    size_t missing = 0;
-    for (size_t i = 0; i < n; i++)
-        missing += !(evs[i].id && *evs[i].id);
-    unsigned char *rnd = NULL;
-    if (missing) {
-        rnd = lf_xmalloc(missing * 10);
-        randombytes_buf(rnd, missing * 10);
-    }
     uint64_t ms = (uint64_t)lf_now_ms();
-    size_t r = 0;
     for (size_t i = 0; i < n; i++) {
-        unsigned char *b = ids[i];
-        if (evs[i].id && *evs[i].id) {
-            uuid_parse16(evs[i].id, b);
-            continue;
-        }
-        for (int k = 0; k < 6; k++)
-            b[k] = (unsigned char)(ms >> (40 - 8 * k));
-        memcpy(b + 6, rnd + 10 * r++, 10);
-        b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
-        b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+        if (evs[i].id && *evs[i].id)
+            uuid_parse16(evs[i].id, ids[i]);
+        else
+            gen_id(ids[i], ms, tag, first + (int64_t)i);
     }
-    free(rnd);
 }
 
 /* ---- the writer's stream cache ---------------------------------------- */
@@ -304,18 +331,161 @@ static int open_conn(const char *path, int readonly, sqlite3 **out)
 }
 
 static const char *SCHEMA =
-    "CREATE TABLE IF NOT EXISTS streams(sid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
-    " version INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS events(position INTEGER PRIMARY KEY, sid INTEGER NOT NULL,"
-    " version INTEGER NOT NULL, id BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL,"
-    " data TEXT NOT NULL, meta TEXT NOT NULL);"
-    "CREATE UNIQUE INDEX IF NOT EXISTS events_stream ON events(sid, version);"
-    "CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events(id);"
+    "CREATE TABLE IF NOT EXISTS streams(sid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE IF NOT EXISTS batches(pos INTEGER PRIMARY KEY, sid INTEGER NOT NULL,"
+    " ver INTEGER NOT NULL, n INTEGER NOT NULL, body BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS batches_stream ON batches(sid, ver);"
+    "CREATE TABLE IF NOT EXISTS ids(id BLOB PRIMARY KEY, pos INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS lf_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
     /* Immutability enforced in the file itself, not only by our code. */
-    "CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events"
+    "CREATE TRIGGER IF NOT EXISTS batches_no_update BEFORE UPDATE ON batches"
     " BEGIN SELECT RAISE(ABORT, 'events are immutable'); END;"
-    "CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events"
+    "CREATE TRIGGER IF NOT EXISTS batches_no_delete BEFORE DELETE ON batches"
+    " BEGIN SELECT RAISE(ABORT, 'events are immutable'); END;"
+    "CREATE TRIGGER IF NOT EXISTS ids_no_update BEFORE UPDATE ON ids"
+    " BEGIN SELECT RAISE(ABORT, 'events are immutable'); END;"
+    "CREATE TRIGGER IF NOT EXISTS ids_no_delete BEFORE DELETE ON ids"
     " BEGIN SELECT RAISE(ABORT, 'events are immutable'); END;";
+
+static int bytes_reserve(bytes *b, size_t n)
+{
+    if (n <= b->cap) return 0;
+    size_t c = b->cap ? b->cap : 4096;
+    while (c < n)
+        c *= 2;
+    unsigned char *p = realloc(b->p, c);
+    if (!p) {
+        lf_err_set("out of memory (%zu bytes)", c);
+        return LF_ENOMEM;
+    }
+    b->p = p;
+    b->cap = c;
+    return 0;
+}
+
+/* ---- the body ----------------------------------------------------------
+ * body := codec byte, then
+ *   codec 0: the events;  codec 1: u32 length of the events, a zstd frame
+ * events := per event: id[16] time_ms[8] type_len[4] data_len[4]
+ *           meta_len[4] type data meta   (integers little-endian; texts
+ *           without their NUL). */
+#define EV_HDR 36
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_i64(unsigned char *p, int64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)((uint64_t)v >> (8 * i));
+}
+
+static int64_t get_i64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return (int64_t)v;
+}
+
+/* One event of a decoded body (pointers into the body). */
+typedef struct {
+    const unsigned char *id;
+    int64_t time_ms;
+    const char *type, *data, *meta;
+    size_t tlen, dlen, mlen;
+} ev_view;
+
+/* The next event of a body; 0, or LF_ECORRUPT when it runs past the end. */
+static int ev_next(const unsigned char **p, const unsigned char *end, ev_view *v)
+{
+    if ((size_t)(end - *p) < EV_HDR) goto bad;
+    const unsigned char *h = *p;
+    v->id = h;
+    v->time_ms = get_i64(h + 16);
+    v->tlen = get_u32(h + 24);
+    v->dlen = get_u32(h + 28);
+    v->mlen = get_u32(h + 32);
+    size_t rest = (size_t)(end - h) - EV_HDR;
+    if (v->tlen > rest || v->dlen > rest - v->tlen || v->mlen > rest - v->tlen - v->dlen) goto bad;
+    v->type = (const char *)h + EV_HDR;
+    v->data = v->type + v->tlen;
+    v->meta = v->data + v->dlen;
+    *p = (const unsigned char *)v->meta + v->mlen;
+    return 0;
+bad:
+    lf_err_set("sqlite: an event body is truncated or damaged");
+    return LF_ECORRUPT;
+}
+
+/* The events of a stored body: *ev and *evlen point into blob (raw) or
+ * into scratch (decompressed). */
+static int body_open(ZSTD_DCtx *dctx, bytes *scratch, const unsigned char *blob, size_t len,
+                     const unsigned char **ev, size_t *evlen)
+{
+    if (len >= 1 && blob[0] == 0) {
+        *ev = blob + 1;
+        *evlen = len - 1;
+        return 0;
+    }
+    if (len >= 5 && blob[0] == 1) {
+        size_t want = get_u32(blob + 1);
+        int rc = bytes_reserve(scratch, want ? want : 1);
+        if (rc) return rc;
+        size_t got = ZSTD_decompressDCtx(dctx, scratch->p, want, blob + 5, len - 5);
+        if (!ZSTD_isError(got) && got == want) {
+            *ev = scratch->p;
+            *evlen = want;
+            return 0;
+        }
+    }
+    lf_err_set("sqlite: an event body cannot be decoded (codec %d, %zu bytes)", len ? blob[0] : -1,
+               len);
+    return LF_ECORRUPT;
+}
+
+/* ---- event ids ---------------------------------------------------------
+ * A generated id: time ms[6] | 0x8 tag(4) | tag(8) | 0b10 tag(6) | tag(8) |
+ * position[6] — a version 8 (RFC 9562) UUID. */
+static void gen_id(unsigned char b[16], uint64_t ms, uint32_t tag, int64_t pos)
+{
+    for (int k = 0; k < 6; k++)
+        b[k] = (unsigned char)(ms >> (40 - 8 * k));
+    b[6] = (unsigned char)(0x80 | ((tag >> 22) & 0x0f));
+    b[7] = (unsigned char)(tag >> 14);
+    b[8] = (unsigned char)(0x80 | ((tag >> 8) & 0x3f));
+    b[9] = (unsigned char)tag;
+    for (int k = 0; k < 6; k++)
+        b[10 + k] = (unsigned char)((uint64_t)pos >> (40 - 8 * k));
+}
+
+/* The position a generated id of this store names, or 0 when the id is
+ * not of this store's form. */
+static int64_t gen_id_pos(const unsigned char b[16], uint32_t tag)
+{
+    if ((b[6] >> 4) != 8 || (b[8] >> 6) != 2) return 0;
+    uint32_t t =
+        (uint32_t)(b[6] & 0x0f) << 22 | (uint32_t)b[7] << 14 | (uint32_t)(b[8] & 0x3f) << 8 | b[9];
+    if (t != tag) return 0;
+    int64_t pos = 0;
+    for (int k = 0; k < 6; k++)
+        pos = pos << 8 | b[10 + k];
+    return pos;
+}
+
+/* Format 1 (a row per event) to format 2, inside the caller's write
+ * transaction: every run of consecutive events of one stream becomes
+ * batch rows; every id goes into the ids index (format 1 does not say
+ * which ids were made by the store). */
+static int migrate_v1(sq_store *s);
 
 static int check_or_init(sq_store *s, char *err, size_t errlen)
 {
@@ -334,8 +504,8 @@ static int check_or_init(sq_store *s, char *err, size_t errlen)
     }
     if (nobj > 0) {
         query_int(s->wdb, "PRAGMA user_version", &uv);
-        if (uv != FORMAT_VERSION) {
-            snprintf(err, errlen, "%s has store format %lld, this build reads %d", s->path,
+        if (uv != FORMAT_VERSION && uv != 1) {
+            snprintf(err, errlen, "%s has store format %lld, this build reads 1 and %d", s->path,
                      (long long)uv, FORMAT_VERSION);
             return LF_ECORRUPT;
         }
@@ -362,17 +532,39 @@ static int check_or_init(sq_store *s, char *err, size_t errlen)
     }
     exec(s->wdb, "PRAGMA cache_size=-65536");
     exec(s->wdb, "PRAGMA wal_autocheckpoint=1000");
-    if (nobj == 0) {
-        char sql[128];
-        snprintf(sql, sizeof sql, "PRAGMA application_id=%d; PRAGMA user_version=%d;", APP_ID,
-                 FORMAT_VERSION);
-        if ((rc = exec(s->wdb, "BEGIN IMMEDIATE")) || (rc = exec(s->wdb, sql)) ||
-            (rc = exec(s->wdb, SCHEMA)) || (rc = exec(s->wdb, "COMMIT"))) {
-            snprintf(err, errlen, "%s: creating the schema: %s", s->path, lf_err_get());
-            return rc;
+    if (nobj == 0 || uv == 1) {
+        uint32_t tag;
+        randombytes_buf(&tag, sizeof tag);
+        tag &= (1u << 26) - 1;
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "PRAGMA application_id=%d; PRAGMA user_version=%d;"
+                 "INSERT OR IGNORE INTO lf_meta VALUES('id_tag', %u);",
+                 APP_ID, FORMAT_VERSION, (unsigned)tag);
+        if ((rc = exec(s->wdb, "BEGIN IMMEDIATE"))) goto init_fail;
+        if ((rc = exec(s->wdb, SCHEMA)) || (uv == 1 && (rc = migrate_v1(s))) ||
+            (rc = exec(s->wdb, sql)) || (rc = exec(s->wdb, "COMMIT"))) {
+            exec(s->wdb, "ROLLBACK");
+            goto init_fail;
         }
+        if (uv == 1)
+            LF_INFO("store", "%s: converted from store format 1 to %d", s->path, FORMAT_VERSION);
     }
+    int64_t tag = -1;
+    if ((rc = query_int(s->wdb, "SELECT value FROM lf_meta WHERE key='id_tag'", &tag))) {
+        snprintf(err, errlen, "%s: %s", s->path, lf_err_get());
+        return rc;
+    }
+    if (tag < 0 || tag >= (1 << 26)) {
+        snprintf(err, errlen, "%s is damaged (id tag %lld)", s->path, (long long)tag);
+        return LF_ECORRUPT;
+    }
+    s->tag = (uint32_t)tag;
     return 0;
+init_fail:
+    snprintf(err, errlen, "%s: %s the schema: %s", s->path,
+             uv == 1 ? "converting from format 1 to" : "creating", lf_err_get());
+    return rc;
 }
 
 static int prepare_all(sq_store *s)
@@ -381,24 +573,29 @@ static int prepare_all(sq_store *s)
         sqlite3_stmt **st;
         const char *sql;
     } list[] = {
-        {&s->st_stream_get, "SELECT sid, version FROM streams WHERE name=?"},
-        {&s->st_stream_ins, "INSERT INTO streams(name, version) VALUES(?, 0)"},
-        {&s->st_stream_upd, "UPDATE streams SET version=? WHERE sid=?"},
-        {&s->st_ev_ins, "INSERT INTO events(sid, version, id, type, time, data, meta)"
-                        " VALUES(?,?,?,?,?,?,?)"},
-        {&s->st_id_get, "SELECT e.position, e.version, s.name FROM events e JOIN streams s"
-                        " ON s.sid=e.sid WHERE e.id=?"},
+        {&s->st_stream_get, "SELECT sid FROM streams WHERE name=?"},
+        {&s->st_stream_ins, "INSERT INTO streams(name) VALUES(?)"},
+        {&s->st_stream_ver,
+         "SELECT ver + n - 1 FROM batches WHERE sid=? ORDER BY ver DESC LIMIT 1"},
+        {&s->st_batch_ins, "INSERT INTO batches(pos, sid, ver, n, body) VALUES(?,?,?,?,?)"},
+        {&s->st_id_ins, "INSERT INTO ids(id, pos) VALUES(?,?)"},
+        {&s->st_id_get, "SELECT pos FROM ids WHERE id=?"},
+        /* The row holding a position. */
+        {&s->st_batch_at, "SELECT pos, sid, ver, n, body FROM batches WHERE pos <= ?"
+                          " ORDER BY pos DESC LIMIT 1"},
         {&s->st_sp, "SAVEPOINT b"},
         {&s->st_sp_release, "RELEASE b"},
         {&s->st_sp_rollback, "ROLLBACK TO b"},
         {&s->st_data_version, "PRAGMA data_version"},
     };
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
-        if (sqlite3_prepare_v3(s->wdb, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].st,
-                               NULL) != SQLITE_OK)
+        if (!*list[i].st && sqlite3_prepare_v3(s->wdb, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                               list[i].st, NULL) != SQLITE_OK)
             return sq_err(s->wdb, list[i].sql);
     return 0;
 }
+
+#define HEAD_SQL "SELECT pos + n - 1 FROM batches ORDER BY pos DESC LIMIT 1"
 
 static void sq_close(void *impl);
 
@@ -426,17 +623,26 @@ static int sq_open(const char *url, void **impl, char *err, size_t errlen)
         snprintf(err, errlen, "cannot open %s: %s", path, lf_err_get());
         goto fail;
     }
+    s->cctx = ZSTD_createCCtx();
+    s->dctx = ZSTD_createDCtx();
+    if (!s->cctx || !s->dctx) {
+        snprintf(err, errlen, "%s: out of memory (zstd)", path);
+        rc = LF_ENOMEM;
+        goto fail;
+    }
+    ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, 1);
     if ((rc = check_or_init(s, err, errlen))) goto fail;
     if ((rc = prepare_all(s))) {
         snprintf(err, errlen, "%s: %s", path, lf_err_get());
         goto fail;
     }
     int64_t h = 0;
-    if ((rc = query_int(s->wdb, "SELECT max(position) FROM events", &h))) {
+    if ((rc = query_int(s->wdb, HEAD_SQL, &h))) {
         snprintf(err, errlen, "%s: %s", path, lf_err_get());
         goto fail;
     }
     atomic_store(&s->head, h);
+    s->next_pos = h + 1;
     s->leases = lf_sqlite_leases_new(path);
     *impl = s;
     return 0;
@@ -455,8 +661,8 @@ static void sq_close(void *impl)
         pthread_cond_wait(&s->qcond, &s->qlock);
     pthread_cond_broadcast(&s->hcond);
     pthread_mutex_unlock(&s->qlock);
-    sqlite3_stmt *sts[] = {s->st_stream_get, s->st_stream_ins,  s->st_stream_upd,
-                           s->st_ev_ins,     s->st_id_get,      s->st_sp,
+    sqlite3_stmt *sts[] = {s->st_stream_get, s->st_stream_ins,  s->st_stream_ver,  s->st_batch_ins,
+                           s->st_id_ins,     s->st_id_get,      s->st_batch_at,    s->st_sp,
                            s->st_sp_release, s->st_sp_rollback, s->st_data_version};
     for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++)
         sqlite3_finalize(sts[i]);
@@ -467,7 +673,14 @@ static void sq_close(void *impl)
         for (size_t k = 0; k < sizeof rs / sizeof rs[0]; k++)
             sqlite3_finalize(rs[k]);
         if (r->db) sqlite3_close(r->db);
+        ZSTD_freeDCtx(r->dctx);
+        free(r->raw.p);
     }
+    ZSTD_freeCCtx(s->cctx);
+    ZSTD_freeDCtx(s->dctx);
+    free(s->enc.p);
+    free(s->zbuf.p);
+    free(s->dec.p);
     scache_clear(&s->streams);
     for (size_t i = 0; i < s->capnames; i++)
         free(s->names[i].name);
@@ -488,10 +701,63 @@ static void sq_close(void *impl)
     free(s);
 }
 
-/* Is the batch already stored? 1 = yes (res filled), 0 = first id is new,
- * negative = error (LF_EEXIST when only part of it is). Runs inside the
- * write transaction. */
-static int check_duplicate(sq_store *s, append_req *r)
+/* Where is an id stored? 1 = found (*pos, *sid, *ver), 0 = not stored,
+ * 2 = of this store's generated form but not stored, <0 = error. Runs on
+ * the writer's connection, inside the write transaction. */
+static int id_find(sq_store *s, const unsigned char id[16], int64_t *pos, int64_t *sid,
+                   int64_t *ver)
+{
+    int64_t gp = gen_id_pos(id, s->tag), p = gp;
+    int rc;
+    if (!gp) {
+        sqlite3_stmt *st = s->st_id_get;
+        sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) p = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE) return 0;
+        if (rc != SQLITE_ROW) return sq_err(s->wdb, "id lookup");
+    }
+    sqlite3_stmt *st = s->st_batch_at;
+    sqlite3_bind_int64(st, 1, p);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return sq_err(s->wdb, "id lookup");
+        goto absent;
+    }
+    int64_t bpos = sqlite3_column_int64(st, 0), bn = sqlite3_column_int64(st, 3);
+    *sid = sqlite3_column_int64(st, 1);
+    *ver = sqlite3_column_int64(st, 2) + (p - bpos);
+    *pos = p;
+    if (p >= bpos + bn) {
+        sqlite3_reset(st);
+        goto absent;
+    }
+    rc = 1;
+    if (gp) { /* is that event's id this one? */
+        const unsigned char *blob = sqlite3_column_blob(st, 4), *ev;
+        size_t evlen;
+        rc = body_open(s->dctx, &s->dec, blob, (size_t)sqlite3_column_bytes(st, 4), &ev, &evlen);
+        const unsigned char *end = ev + evlen;
+        ev_view v = {0};
+        for (int64_t i = 0; !rc && i <= p - bpos; i++)
+            rc = ev_next(&ev, end, &v);
+        if (!rc) rc = memcmp(v.id, id, 16) == 0 ? 1 : 2;
+    }
+    sqlite3_reset(st);
+    return rc;
+absent:
+    if (gp) return 2;
+    lf_err_set("sqlite: id index names position %lld, which holds no event", (long long)p);
+    return LF_ECORRUPT;
+}
+
+/* Is the batch already stored in stream sid (0: the stream is new)?
+ * 1 = yes (res filled), 0 = its first id is new (or it has none),
+ * negative = error (LF_EEXIST when only part of it is, or elsewhere).
+ * Runs inside the write transaction. */
+static int check_duplicate(sq_store *s, append_req *r, int64_t sid)
 {
     const lf_event_in *e0 = &r->evs[0];
     if (!e0->id || !*e0->id) return 0;
@@ -503,27 +769,15 @@ static int check_duplicate(sq_store *s, append_req *r)
             snprintf(r->err, sizeof r->err, "event %zu: batch partly stored already", i);
             return LF_EEXIST;
         }
-        sqlite3_stmt *st = s->st_id_get;
-        sqlite3_reset(st);
-        sqlite3_bind_blob(st, 1, b, 16, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE) {
-            sqlite3_reset(st);
-            if (i == 0) return 0;
+        int64_t pos = 0, esid = 0, ver = 0;
+        int rc = id_find(s, b, &pos, &esid, &ver);
+        if (rc < 0) return rc;
+        if (rc != 1) {
+            if (i == 0) return 0; /* new (a made-up id of our form: apply_one says so) */
             snprintf(r->err, sizeof r->err, "event %zu: batch partly stored already", i);
             return LF_EEXIST;
         }
-        if (rc != SQLITE_ROW) {
-            int e = sq_err(s->wdb, "id lookup");
-            sqlite3_reset(st);
-            return e;
-        }
-        int64_t pos = sqlite3_column_int64(st, 0);
-        int64_t ver = sqlite3_column_int64(st, 1);
-        const char *name = (const char *)sqlite3_column_text(st, 2);
-        int same = name && strcmp(name, r->stream) == 0 && (i == 0 || pos > last);
-        sqlite3_reset(st);
-        if (!same) {
+        if (esid != sid || (i > 0 && pos != last + 1)) {
             snprintf(r->err, sizeof r->err,
                      "event %zu: id already stored in another stream or order", i);
             return LF_EEXIST;
@@ -546,35 +800,149 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : rc;
 }
 
+/* One batch row: the events [from, to) of r, encoded in s->enc (whose
+ * first byte is the codec), at position pos and version ver. */
+static int insert_row(sq_store *s, int64_t sid, int64_t pos, int64_t ver, int64_t n, size_t len)
+{
+    const unsigned char *body = s->enc.p;
+    size_t blen = len;
+    if (len >= ZSTD_MIN) {
+        size_t bound = ZSTD_compressBound(len - 1) + 5;
+        int rc = bytes_reserve(&s->zbuf, bound);
+        if (rc) return rc;
+        size_t z = ZSTD_compress2(s->cctx, s->zbuf.p + 5, bound - 5, s->enc.p + 1, len - 1);
+        if (!ZSTD_isError(z) && z + 5 < len) {
+            s->zbuf.p[0] = 1;
+            put_u32(s->zbuf.p + 1, (uint32_t)(len - 1));
+            body = s->zbuf.p;
+            blen = z + 5;
+        }
+    }
+    sqlite3_stmt *st = s->st_batch_ins;
+    sqlite3_bind_int64(st, 1, pos);
+    sqlite3_bind_int64(st, 2, sid);
+    sqlite3_bind_int64(st, 3, ver);
+    sqlite3_bind_int64(st, 4, n);
+    sqlite3_bind_blob(st, 5, body, (int)blen, SQLITE_STATIC);
+    if (step_done(st)) return sq_err(s->wdb, "batch insert");
+    return 0;
+}
+
+/* Appends one event to s->enc at *len. */
+static int enc_event(sq_store *s, size_t *len, const unsigned char id[16], int64_t time_ms,
+                     const char *type, size_t tl, const char *data, size_t dl, const char *meta,
+                     size_t ml)
+{
+    int rc = bytes_reserve(&s->enc, *len + EV_HDR + tl + dl + ml);
+    if (rc) return rc;
+    unsigned char *p = s->enc.p + *len;
+    memcpy(p, id, 16);
+    put_i64(p + 16, time_ms);
+    put_u32(p + 24, (uint32_t)tl);
+    put_u32(p + 28, (uint32_t)dl);
+    put_u32(p + 32, (uint32_t)ml);
+    memcpy(p + EV_HDR, type, tl);
+    memcpy(p + EV_HDR + tl, data, dl);
+    memcpy(p + EV_HDR + tl + dl, meta, ml);
+    *len += EV_HDR + tl + dl + ml;
+    return 0;
+}
+
+static int migrate_v1(sq_store *s)
+{
+    int rc;
+    if ((rc = exec(s->wdb, "DROP TRIGGER IF EXISTS events_no_update;"
+                           "DROP TRIGGER IF EXISTS events_no_delete;"
+                           "ALTER TABLE streams DROP COLUMN version;"
+                           "INSERT INTO ids(id, pos) SELECT id, position FROM events;")))
+        return rc;
+    if (!s->st_batch_ins &&
+        sqlite3_prepare_v3(s->wdb, "INSERT INTO batches(pos, sid, ver, n, body) VALUES(?,?,?,?,?)",
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->st_batch_ins, NULL) != SQLITE_OK)
+        return sq_err(s->wdb, "prepare");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->wdb,
+                           "SELECT position, sid, version, id, type, time, data, meta FROM events"
+                           " ORDER BY position",
+                           -1, &st, NULL) != SQLITE_OK)
+        return sq_err(s->wdb, "prepare");
+    if ((rc = bytes_reserve(&s->enc, 4096))) goto out;
+    int64_t bpos = 0, bsid = 0, bver = 0, bn = 0;
+    size_t len = 1;
+    s->enc.p[0] = 0;
+    int sr;
+    while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t pos = sqlite3_column_int64(st, 0), sid = sqlite3_column_int64(st, 1);
+        int64_t ver = sqlite3_column_int64(st, 2);
+        const unsigned char *id = sqlite3_column_blob(st, 3);
+        const char *type = (const char *)sqlite3_column_text(st, 4);
+        size_t tl = (size_t)sqlite3_column_bytes(st, 4);
+        int64_t t = sqlite3_column_int64(st, 5);
+        const char *data = (const char *)sqlite3_column_text(st, 6);
+        size_t dl = (size_t)sqlite3_column_bytes(st, 6);
+        const char *meta = (const char *)sqlite3_column_text(st, 7);
+        size_t ml = (size_t)sqlite3_column_bytes(st, 7);
+        if (!id || sqlite3_column_bytes(st, 3) != 16 || !type || !data || !meta) {
+            lf_err_set("sqlite: format 1 event %lld is damaged", (long long)pos);
+            rc = LF_ECORRUPT;
+            goto out;
+        }
+        size_t need = EV_HDR + tl + dl + ml;
+        if (bn && (sid != bsid || pos != bpos + bn || ver != bver + bn || bn == CHUNK_EVENTS ||
+                   len + need > CHUNK_BYTES)) {
+            if ((rc = insert_row(s, bsid, bpos, bver, bn, len))) goto out;
+            bn = 0;
+            len = 1;
+        }
+        if (!bn) {
+            bpos = pos;
+            bsid = sid;
+            bver = ver;
+        }
+        if ((rc = enc_event(s, &len, id, t, type, tl, data, dl, meta, ml))) goto out;
+        bn++;
+    }
+    if (sr != SQLITE_DONE) {
+        rc = sq_err(s->wdb, "reading format 1 events");
+        goto out;
+    }
+    if (bn && (rc = insert_row(s, bsid, bpos, bver, bn, len))) goto out;
+    rc = exec(s->wdb, "DROP TABLE events");
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* One batch inside the open transaction. */
 static int apply_one(sq_store *s, append_req *r)
 {
-    int rc = check_duplicate(s, r);
-    if (rc < 0) return rc;
-    if (rc == 1) return 0;
     uint64_t h = XXH3_64bits(r->stream, strlen(r->stream));
     stream_slot *sl = scache_find(&s->streams, r->stream, h);
     int64_t sid = 0, ver = 0;
-    int exists = 0;
+    int rc;
     if (sl) {
         sid = sl->sid;
         ver = sl->version;
-        exists = 1;
     } else {
         sqlite3_stmt *st = s->st_stream_get;
         sqlite3_bind_text(st, 1, r->stream, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            sid = sqlite3_column_int64(st, 0);
-            ver = sqlite3_column_int64(st, 1);
-            exists = 1;
-        } else if (rc != SQLITE_DONE) {
-            sqlite3_reset(st);
-            return sq_err(s->wdb, "stream lookup");
-        }
+        if (rc == SQLITE_ROW) sid = sqlite3_column_int64(st, 0);
         sqlite3_reset(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sq_err(s->wdb, "stream lookup");
+        if (sid) {
+            st = s->st_stream_ver;
+            sqlite3_bind_int64(st, 1, sid);
+            rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW) ver = sqlite3_column_int64(st, 0);
+            sqlite3_reset(st);
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sq_err(s->wdb, "stream version");
+        }
     }
-    if (r->expected == LF_EXPECT_NO_STREAM && exists && ver > 0) {
+    rc = check_duplicate(s, r, sid);
+    if (rc < 0) return rc;
+    if (rc == 1) return 0;
+    if (r->expected == LF_EXPECT_NO_STREAM && ver > 0) {
         snprintf(r->err, sizeof r->err, "stream '%s' exists (version %lld), expected none",
                  r->stream, (long long)ver);
         return LF_ECONFLICT;
@@ -584,46 +952,74 @@ static int apply_one(sq_store *s, append_req *r)
                  (long long)ver, (long long)r->expected);
         return LF_ECONFLICT;
     }
-    if (!exists) {
+    if (!sid) {
         sqlite3_bind_text(s->st_stream_ins, 1, r->stream, -1, SQLITE_STATIC);
         if (step_done(s->st_stream_ins)) return sq_err(s->wdb, "stream insert");
         sid = sqlite3_last_insert_rowid(s->wdb);
     }
+    int64_t first = s->next_pos;
     unsigned char(*ids)[16] = lf_xmalloc(r->n * 16);
-    batch_ids(r->evs, r->n, ids);
+    batch_ids(r->evs, r->n, s->tag, first, ids);
     int64_t now = lf_now_ms();
     free(r->ids);
     r->ids = ids; /* freed by sq_append, after the tail has them */
     r->now = now;
-    sqlite3_stmt *st = s->st_ev_ins;
-    rc = 0;
+    /* Ids the client gave: into the index (a stored one is a conflict). */
     for (size_t i = 0; i < r->n; i++) {
-        const lf_event_in *e = &r->evs[i];
-        sqlite3_bind_int64(st, 1, sid);
-        sqlite3_bind_int64(st, 2, ver + (int64_t)i + 1);
-        sqlite3_bind_blob(st, 3, ids[i], 16, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, e->type, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, e->time_ms ? e->time_ms : now);
-        sqlite3_bind_text(st, 6, e->data, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, e->meta ? e->meta : "{}", -1, SQLITE_STATIC);
+        if (!r->evs[i].id || !*r->evs[i].id) continue;
+        if (gen_id_pos(ids[i], s->tag)) {
+            int64_t p, xs, xv;
+            rc = id_find(s, ids[i], &p, &xs, &xv);
+            if (rc < 0) return rc;
+            if (rc == 1) {
+                snprintf(r->err, sizeof r->err, "event %zu: id already stored", i);
+                return LF_EEXIST;
+            }
+            snprintf(r->err, sizeof r->err,
+                     "event %zu: id %s has the form of the ids this store makes itself, but no"
+                     " stored event has it (such ids cannot be chosen by a client)",
+                     i, r->evs[i].id);
+            return LF_EINVAL;
+        }
+        sqlite3_stmt *st = s->st_id_ins;
+        sqlite3_bind_blob(st, 1, ids[i], 16, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, first + (int64_t)i);
         int sr = sqlite3_step(st);
         sqlite3_reset(st);
         if (sr != SQLITE_DONE) {
             if (sqlite3_errcode(s->wdb) == SQLITE_CONSTRAINT) {
                 snprintf(r->err, sizeof r->err, "event %zu: id already stored", i);
-                rc = LF_EEXIST;
-            } else {
-                rc = sq_err(s->wdb, "event insert");
+                return LF_EEXIST;
             }
-            break;
+            return sq_err(s->wdb, "id insert");
         }
-        if (i == 0) r->res->first_position = sqlite3_last_insert_rowid(s->wdb);
     }
-    if (rc) return rc;
-    r->res->last_position = sqlite3_last_insert_rowid(s->wdb);
-    sqlite3_bind_int64(s->st_stream_upd, 1, ver + (int64_t)r->n);
-    sqlite3_bind_int64(s->st_stream_upd, 2, sid);
-    if (step_done(s->st_stream_upd)) return sq_err(s->wdb, "stream update");
+    /* The events, in rows of at most CHUNK_EVENTS / CHUNK_BYTES. */
+    size_t start = 0, len = 1;
+    if ((rc = bytes_reserve(&s->enc, 4096))) return rc;
+    s->enc.p[0] = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const lf_event_in *e = &r->evs[i];
+        const char *meta = e->meta ? e->meta : "{}";
+        size_t tl = strlen(e->type), dl = strlen(e->data), ml = strlen(meta);
+        size_t need = EV_HDR + tl + dl + ml;
+        if (i > start && (i - start == CHUNK_EVENTS || len + need > CHUNK_BYTES)) {
+            if ((rc = insert_row(s, sid, first + (int64_t)start, ver + (int64_t)start + 1,
+                                 (int64_t)(i - start), len)))
+                return rc;
+            start = i;
+            len = 1;
+        }
+        if ((rc = enc_event(s, &len, ids[i], e->time_ms ? e->time_ms : now, e->type, tl, e->data,
+                            dl, meta, ml)))
+            return rc;
+    }
+    if ((rc = insert_row(s, sid, first + (int64_t)start, ver + (int64_t)start + 1,
+                         (int64_t)(r->n - start), len)))
+        return rc;
+    s->next_pos = first + (int64_t)r->n;
+    r->res->first_position = first;
+    r->res->last_position = first + (int64_t)r->n - 1;
     r->res->last_version = ver + (int64_t)r->n;
     r->res->duplicate = 0;
     /* Nothing of this batch can fail any more: the cache may follow. */
@@ -746,22 +1142,40 @@ static void commit_group(sq_store *s, append_req *group)
      * the stream cache may be stale. */
     if (sqlite3_step(s->st_data_version) == SQLITE_ROW) {
         int64_t dv = sqlite3_column_int64(s->st_data_version, 0);
-        if (dv != s->data_version) scache_clear(&s->streams);
+        if (dv != s->data_version) {
+            scache_clear(&s->streams);
+            s->next_pos = 0;
+        }
         s->data_version = dv;
     } else {
         scache_clear(&s->streams);
+        s->next_pos = 0;
     }
     sqlite3_reset(s->st_data_version);
+    if (s->next_pos == 0) { /* where the log ends, as the file says */
+        int64_t h = 0;
+        if ((rc = query_int(s->wdb, HEAD_SQL, &h))) {
+            for (append_req *r = group; r; r = r->next) {
+                r->rc = rc;
+                snprintf(r->err, sizeof r->err, "%s", lf_err_get());
+            }
+            exec(s->wdb, "ROLLBACK");
+            return;
+        }
+        s->next_pos = h + 1;
+    }
     for (append_req *r = group; r; r = r->next) {
         if (step_done(s->st_sp)) {
             r->rc = sq_err(s->wdb, "savepoint");
             snprintf(r->err, sizeof r->err, "%s", lf_err_get());
             continue;
         }
+        int64_t next = s->next_pos;
         r->rc = apply_one(s, r);
         if (r->rc) {
             if (!r->err[0]) snprintf(r->err, sizeof r->err, "%s", lf_err_get());
             step_done(s->st_sp_rollback);
+            s->next_pos = next;
         }
         step_done(s->st_sp_release);
     }
@@ -771,6 +1185,7 @@ static void commit_group(sq_store *s, append_req *group)
         snprintf(msg, sizeof msg, "commit failed: %s", lf_err_get());
         exec(s->wdb, "ROLLBACK");
         scache_clear(&s->streams);
+        s->next_pos = 0; /* re-read at the next group */
         for (append_req *r = group; r; r = r->next)
             if (r->rc == 0) {
                 r->rc = rc;
@@ -917,48 +1332,60 @@ static const char *name_of(sq_store *s, reader *rd, int64_t sid)
     return name;
 }
 
-/* Columns: position, sid, version, id, type, time, data, meta. stream:
- * the name when the caller knows it (read_stream), else NULL. */
-static int read_rows(sq_store *s, reader *rd, sqlite3_stmt *st, const char *stream,
-                     lf_event_list *out)
+/* Steps st, whose rows are (pos, sid, ver, n, body) in log or stream
+ * order, and appends their events with position > after and version >=
+ * from_version to out, up to max. stream: the name when the caller knows
+ * it (read_stream), else NULL. */
+static int read_batches(sq_store *s, reader *rd, sqlite3_stmt *st, const char *stream,
+                        int64_t after, int64_t from_version, size_t max, lf_event_list *out)
 {
-    int rc;
+    int rc = SQLITE_DONE;
     int64_t last_sid = 0;
     const char *last_name = stream;
-    size_t last_len = stream ? strlen(stream) : 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t sid = sqlite3_column_int64(st, 1);
+    size_t last_len = stream ? strlen(stream) : 0, got = 0;
+    if (!rd->dctx && !(rd->dctx = ZSTD_createDCtx())) {
+        lf_err_set("out of memory (zstd)");
+        return LF_ENOMEM;
+    }
+    while (got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t bpos = sqlite3_column_int64(st, 0), sid = sqlite3_column_int64(st, 1);
+        int64_t bver = sqlite3_column_int64(st, 2), bn = sqlite3_column_int64(st, 3);
         if (!stream && sid != last_sid) {
             last_name = name_of(s, rd, sid);
             last_sid = sid;
             if (!last_name) {
-                lf_err_set("sqlite: event %lld has no stream (sid %lld)",
-                           (long long)sqlite3_column_int64(st, 0), (long long)sid);
+                lf_err_set("sqlite: events at %lld have no stream (sid %lld)", (long long)bpos,
+                           (long long)sid);
                 return LF_ECORRUPT;
             }
             last_len = strlen(last_name);
         }
-        /* text first, then its length (sqlite3_column_bytes after _text
-         * is the UTF-8 length, without another conversion). */
-        const char *type = (const char *)sqlite3_column_text(st, 4);
-        size_t tlen = (size_t)sqlite3_column_bytes(st, 4);
-        const char *data = (const char *)sqlite3_column_text(st, 6);
-        size_t dlen = (size_t)sqlite3_column_bytes(st, 6);
-        const char *meta = (const char *)sqlite3_column_text(st, 7);
-        size_t mlen = (size_t)sqlite3_column_bytes(st, 7);
-        if (!type || !data || !meta) {
-            lf_err_set("sqlite: event %lld has a NULL column",
-                       (long long)sqlite3_column_int64(st, 0));
+        const unsigned char *ev, *blob = sqlite3_column_blob(st, 4);
+        size_t evlen;
+        int e =
+            body_open(rd->dctx, &rd->raw, blob, (size_t)sqlite3_column_bytes(st, 4), &ev, &evlen);
+        if (e) return e;
+        const unsigned char *end = ev + evlen;
+        int64_t i = 0;
+        for (; i < bn && got < max; i++) {
+            ev_view v;
+            if ((e = ev_next(&ev, end, &v))) return e;
+            if (bpos + i <= after || bver + i < from_version) continue;
+            lf_event *x = lf_event_list_push_copy(out, last_name, last_len, v.type, v.tlen, v.data,
+                                                  v.dlen, v.meta, v.mlen);
+            x->position = bpos + i;
+            x->version = bver + i;
+            x->time_ms = v.time_ms;
+            blob_to_uuid(v.id, 16, x->id);
+            got++;
+        }
+        if (i == bn && ev != end) {
+            lf_err_set("sqlite: the events at %lld hold more than their %lld events",
+                       (long long)bpos, (long long)bn);
             return LF_ECORRUPT;
         }
-        lf_event *e =
-            lf_event_list_push_copy(out, last_name, last_len, type, tlen, data, dlen, meta, mlen);
-        e->position = sqlite3_column_int64(st, 0);
-        e->version = sqlite3_column_int64(st, 2);
-        blob_to_uuid(sqlite3_column_blob(st, 3), sqlite3_column_bytes(st, 3), e->id);
-        e->time_ms = sqlite3_column_int64(st, 5);
     }
-    return rc == SQLITE_DONE ? 0 : sq_err(rd->db, "read");
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sq_err(rd->db, "read");
 }
 
 /* Prepares *st on the reader's connection once. */
@@ -970,7 +1397,7 @@ static int reader_stmt(reader *rd, sqlite3_stmt **st, const char *sql)
     return 0;
 }
 
-#define EVENT_COLS "position, sid, version, id, type, time, data, meta"
+#define BATCH_COLS "pos, sid, ver, n, body"
 
 static int sq_read_stream(void *impl, const char *stream, int64_t from_version, size_t max,
                           lf_event_list *out)
@@ -979,10 +1406,13 @@ static int sq_read_stream(void *impl, const char *stream, int64_t from_version, 
     int idx, rc = reader_get(s, &idx);
     if (rc) return rc;
     reader *rd = &s->readers[idx];
+    /* From the row holding from_version (the last one starting at or
+     * before it), in version order. */
     if ((rc = reader_stmt(rd, &rd->st_sid, "SELECT sid FROM streams WHERE name=?")) ||
         (rc = reader_stmt(rd, &rd->st_stream,
-                          "SELECT " EVENT_COLS " FROM events WHERE sid=? AND version>=?"
-                          " ORDER BY version LIMIT ?")))
+                          "SELECT " BATCH_COLS " FROM batches WHERE sid=?1 AND ver >= coalesce("
+                          "(SELECT ver FROM batches WHERE sid=?1 AND ver <= ?2"
+                          " ORDER BY ver DESC LIMIT 1), 0) ORDER BY ver")))
         goto out;
     sqlite3_bind_text(rd->st_sid, 1, stream, -1, SQLITE_STATIC);
     rc = sqlite3_step(rd->st_sid);
@@ -996,8 +1426,7 @@ static int sq_read_stream(void *impl, const char *stream, int64_t from_version, 
     if (!sid) goto out; /* a missing stream reads as empty */
     sqlite3_bind_int64(rd->st_stream, 1, sid);
     sqlite3_bind_int64(rd->st_stream, 2, from_version);
-    sqlite3_bind_int64(rd->st_stream, 3, max > INT64_MAX ? INT64_MAX : (int64_t)max);
-    rc = read_rows(s, rd, rd->st_stream, stream, out);
+    rc = read_batches(s, rd, rd->st_stream, stream, 0, from_version, max, out);
     sqlite3_reset(rd->st_stream);
 out:
     reader_put(s, idx);
@@ -1011,12 +1440,13 @@ static int sq_read_all(void *impl, int64_t after, size_t max, lf_event_list *out
     int idx, rc = reader_get(s, &idx);
     if (rc) return rc;
     reader *rd = &s->readers[idx];
+    /* From the row holding position after + 1, in log order. */
     if (!(rc = reader_stmt(rd, &rd->st_all,
-                           "SELECT " EVENT_COLS " FROM events WHERE position > ?"
-                           " ORDER BY position LIMIT ?"))) {
-        sqlite3_bind_int64(rd->st_all, 1, after);
-        sqlite3_bind_int64(rd->st_all, 2, max > INT64_MAX ? INT64_MAX : (int64_t)max);
-        rc = read_rows(s, rd, rd->st_all, NULL, out);
+                           "SELECT " BATCH_COLS " FROM batches WHERE pos >= coalesce("
+                           "(SELECT pos FROM batches WHERE pos <= ?1 ORDER BY pos DESC LIMIT 1),"
+                           " 0) ORDER BY pos"))) {
+        sqlite3_bind_int64(rd->st_all, 1, after + 1);
+        rc = read_batches(s, rd, rd->st_all, NULL, after, 0, max, out);
         sqlite3_reset(rd->st_all);
     }
     reader_put(s, idx);
@@ -1057,12 +1487,15 @@ static sqlite3_stmt **st_ver_of(reader *rd)
 static int sq_head(void *impl, int64_t *pos)
 {
     /* Another process (an operator tool) may have appended: trust the file. */
-    return reader_int(impl, st_head_of, "SELECT max(position) FROM events", NULL, pos);
+    return reader_int(impl, st_head_of, HEAD_SQL, NULL, pos);
 }
 
 static int sq_stream_version(void *impl, const char *stream, int64_t *version)
 {
-    return reader_int(impl, st_ver_of, "SELECT version FROM streams WHERE name=?", stream, version);
+    return reader_int(impl, st_ver_of,
+                      "SELECT ver + n - 1 FROM batches WHERE sid=(SELECT sid FROM streams"
+                      " WHERE name=?) ORDER BY ver DESC LIMIT 1",
+                      stream, version);
 }
 
 static int sq_wait(void *impl, int64_t after, int timeout_ms)

@@ -953,6 +953,177 @@ static void test_sqlite_reopen(void **state)
     }
 }
 
+/* Ids the store makes itself name their position: re-appending them is
+ * recognised without an index, inventing one is refused; batches larger
+ * than one row read back from any point. */
+static void test_sqlite_generated_ids(void **state)
+{
+    (void)state;
+    if (!is_sqlite()) skip();
+    char url[1100];
+    next_url(url, sizeof url);
+    char err[512];
+    lf_store *s;
+    assert_int_equal(lf_store_open(url, &s, err, sizeof err), 0);
+    lf_event_in e[3] = {ev("A", "{\"x\":1}"), ev("B", "{\"x\":2}"), ev("C", "{\"x\":3}")};
+    lf_append_result r;
+    assert_int_equal(lf_store_append(s, "gen", LF_EXPECT_NO_STREAM, e, 3, &r), 0);
+    assert_int_equal(lf_store_append(s, "gen2", LF_EXPECT_NO_STREAM, e, 1, &r), 0);
+    lf_event_list l;
+    lf_event_list_init(&l);
+    assert_int_equal(lf_store_read_stream(s, "gen", 1, 10, &l), 0);
+    assert_int_equal(l.n, 3);
+    lf_event_in again[3];
+    for (int i = 0; i < 3; i++) {
+        assert_true(lf_uuid_valid(l.ev[i].id));
+        assert_int_equal(l.ev[i].id[14], '8'); /* UUID version 8 */
+        again[i] = e[i];
+        again[i].id = l.ev[i].id;
+    }
+    /* The whole batch again: a duplicate, at its stored positions. */
+    assert_int_equal(lf_store_append(s, "gen", LF_EXPECT_ANY, again, 3, &r), 0);
+    assert_int_equal(r.duplicate, 1);
+    assert_int_equal(r.first_position, 1);
+    assert_int_equal(r.last_position, 3);
+    /* Part of it, or in another stream: LF_EEXIST. */
+    assert_int_equal(lf_store_append(s, "gen", LF_EXPECT_ANY, again + 1, 1, &r), 0);
+    assert_int_equal(r.duplicate, 1);
+    assert_int_equal(r.first_position, 2);
+    assert_int_equal(lf_store_append(s, "gen2", LF_EXPECT_ANY, again, 1, &r), LF_EEXIST);
+    lf_event_in mixed[2] = {e[0], again[2]};
+    assert_int_equal(lf_store_append(s, "gen", LF_EXPECT_ANY, mixed, 2, &r), LF_EEXIST);
+    /* An id of this store's form naming a position it does not hold. */
+    char fake[LF_UUID_LEN];
+    snprintf(fake, sizeof fake, "%s", l.ev[0].id);
+    memcpy(fake + 24, "0000000003e7", 12);
+    lf_event_in f = e[0];
+    f.id = fake;
+    assert_int_equal(lf_store_append(s, "gen", LF_EXPECT_ANY, &f, 1, &r), LF_EINVAL);
+    assert_non_null(strstr(lf_err_get(), "cannot be chosen by a client"));
+    lf_event_list_free(&l);
+    assert_int_equal(head_of(s), 4);
+
+    /* 3,000 events in one append: several rows, read from anywhere. */
+    enum { BIG = 3000 };
+    lf_event_in *big = calloc(BIG, sizeof *big);
+    char(*datas)[32] = calloc(BIG, 32);
+    for (int i = 0; i < BIG; i++) {
+        snprintf(datas[i], 32, "{\"i\":%d}", i);
+        big[i] = ev("Big", datas[i]);
+    }
+    assert_int_equal(lf_store_append(s, "big", LF_EXPECT_NO_STREAM, big, BIG, &r), 0);
+    assert_int_equal(r.first_position, 5);
+    for (int from = 1; from <= BIG; from += 511) {
+        lf_event_list_init(&l);
+        assert_int_equal(lf_store_read_stream(s, "big", from, 700, &l), 0);
+        size_t want = (size_t)(BIG - from + 1) < 700 ? (size_t)(BIG - from + 1) : 700;
+        assert_int_equal(l.n, want);
+        for (size_t k = 0; k < l.n; k++) {
+            assert_int_equal(l.ev[k].version, from + (int64_t)k);
+            assert_int_equal(l.ev[k].position, 4 + from + (int64_t)k);
+            assert_string_equal(l.ev[k].data, datas[from - 1 + (int)k]);
+        }
+        lf_event_list_free(&l);
+        lf_event_list_init(&l);
+        assert_int_equal(lf_store_read_all(s, 3 + from, 3, &l), 0);
+        assert_int_equal(l.n, 3);
+        assert_int_equal(l.ev[0].position, 4 + from);
+        assert_string_equal(l.ev[0].data, datas[from - 1]);
+        lf_event_list_free(&l);
+    }
+    free(big);
+    free(datas);
+    lf_store_close(s);
+}
+
+/* A file written by the first store format (a row per event) is converted
+ * when opened, and reads, idempotency and versions carry on. */
+static void test_sqlite_format1_upgrade(void **state)
+{
+    (void)state;
+    if (!is_sqlite()) skip();
+    char url[1100];
+    next_url(url, sizeof url);
+    const char *path = url + strlen("sqlite:");
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "PRAGMA journal_mode=WAL; PRAGMA application_id=1279675476; PRAGMA user_version=1;"
+            "CREATE TABLE streams(sid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+            " version INTEGER NOT NULL);"
+            "CREATE TABLE events(position INTEGER PRIMARY KEY, sid INTEGER NOT NULL,"
+            " version INTEGER NOT NULL, id BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT "
+            "NULL, data TEXT NOT NULL, meta TEXT NOT NULL);"
+            "CREATE UNIQUE INDEX events_stream ON events(sid, version);"
+            "CREATE UNIQUE INDEX events_id ON events(id);"
+            "CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
+            " BEGIN SELECT RAISE(ABORT, 'events are immutable'); END;"
+            "CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
+            " BEGIN SELECT RAISE(ABORT, 'events are immutable'); END;"
+            "INSERT INTO streams VALUES(1, 'a', 4), (2, 'b', 1);"
+            "INSERT INTO events VALUES"
+            " (1, 1, 1, x'0190000000007000800000000000000a', 'T', 1000, '{\"n\":1}', '{}'),"
+            " (2, 1, 2, x'0190000000007000800000000000000b', 'T', 1001, '{\"n\":2}', '{}'),"
+            " (3, 1, 3, x'0190000000007000800000000000000c', 'U', 1002, '{\"n\":3}', '{\"m\":1}'),"
+            " (4, 2, 1, x'0190000000007000800000000000000d', 'T', 1003, '{\"n\":4}', '{}'),"
+            " (5, 1, 4, x'0190000000007000800000000000000e', 'T', 1004, '{\"n\":5}', '{}');",
+            NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    char err[512];
+    lf_store *s;
+    assert_int_equal(lf_store_open(url, &s, err, sizeof err), 0);
+    assert_int_equal(head_of(s), 5);
+    assert_int_equal(version_of(s, "a"), 4);
+    assert_int_equal(version_of(s, "b"), 1);
+    lf_event_list l;
+    lf_event_list_init(&l);
+    assert_int_equal(lf_store_read_all(s, 0, 100, &l), 0);
+    assert_int_equal(l.n, 5);
+    for (size_t i = 0; i < 5; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "{\"n\":%zu}", i + 1);
+        assert_string_equal(l.ev[i].data, want);
+        assert_int_equal(l.ev[i].position, (int64_t)i + 1);
+        assert_int_equal(l.ev[i].time_ms, 1000 + (int64_t)i);
+    }
+    assert_string_equal(l.ev[0].id, "01900000-0000-7000-8000-00000000000a");
+    assert_string_equal(l.ev[2].meta, "{\"m\":1}");
+    assert_string_equal(l.ev[3].stream, "b");
+    assert_int_equal(l.ev[4].version, 4);
+    lf_event_list_free(&l);
+    lf_event_list_init(&l);
+    assert_int_equal(lf_store_read_stream(s, "a", 3, 100, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.ev[1].position, 5);
+    lf_event_list_free(&l);
+    /* Old ids are still known; versions and positions continue. */
+    lf_event_in e = ev("T", "{\"n\":2}");
+    e.id = "01900000-0000-7000-8000-00000000000b";
+    lf_append_result r;
+    assert_int_equal(lf_store_append(s, "a", LF_EXPECT_ANY, &e, 1, &r), 0);
+    assert_int_equal(r.duplicate, 1);
+    assert_int_equal(r.first_position, 2);
+    e.id = NULL;
+    assert_int_equal(lf_store_append(s, "a", 4, &e, 1, &r), 0);
+    assert_int_equal(r.first_position, 6);
+    assert_int_equal(r.last_version, 5);
+    lf_store_close(s);
+    /* Now a format 2 file: it opens as is. */
+    assert_int_equal(lf_store_open(url, &s, err, sizeof err), 0);
+    assert_int_equal(head_of(s), 6);
+    lf_store_close(s);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 static void write_at(const char *path, off_t off, const void *p, size_t n)
 {
     int fd = open(path, O_WRONLY);
@@ -1110,6 +1281,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
         cmocka_unit_test(test_sqlite_reopen),
+        cmocka_unit_test(test_sqlite_generated_ids),
+        cmocka_unit_test(test_sqlite_format1_upgrade),
         cmocka_unit_test(test_sqlite_corrupt_and_foreign),
     };
     int failed = cmocka_run_group_tests_name("store_conformance", tests, NULL, NULL);

@@ -94,22 +94,29 @@ typedef struct {
  * streams round robin from *next_stream, exact expected versions.
  * Returns events/s (0 on failure). */
 static double store_appends(store_ctx *c, int64_t events, int batch, int64_t *next_stream,
-                            const char *label)
+                            int with_ids, const char *label)
 {
     lf_event_in *e = lf_xcalloc((size_t)batch, sizeof *e);
+    char(*ids)[LF_UUID_LEN] = with_ids ? lf_xcalloc((size_t)batch, LF_UUID_LEN) : NULL;
     int64_t t0 = lf_mono_us(), done = 0, k = 0;
     char st[32];
     while (done < events) {
         int64_t si = (*next_stream)++ % c->nstreams;
         stream_name(st, sizeof st, si);
-        for (int i = 0; i < batch; i++)
+        for (int i = 0; i < batch; i++) {
             e[i] = (lf_event_in){.type = "DoorClosed", .data = g_data[(k++) % DATA_POOL]};
+            if (ids) { /* as a unit agent makes them (src/unit/unit.c) */
+                lf_uuid_v7(ids[i]);
+                e[i].id = ids[i];
+            }
+        }
         int64_t v = c->versions[si];
         lf_append_result r;
         int rc = lf_store_append(c->s, st, v ? v : LF_EXPECT_NO_STREAM, e, (size_t)batch, &r);
         if (rc) {
             fprintf(stderr, "bench: append failed: %s %s\n", lf_strerror(rc), lf_err_get());
             free(e);
+            free(ids);
             return 0;
         }
         c->versions[si] = r.last_version;
@@ -117,6 +124,7 @@ static double store_appends(store_ctx *c, int64_t events, int batch, int64_t *ne
     }
     double secs = secs_since(t0);
     free(e);
+    free(ids);
     report(label, done, secs);
     return (double)done / secs;
 }
@@ -446,22 +454,25 @@ int lf_bench_store(int argc, char **argv)
     int failed = 0;
 
     printf("\nappends (durable):\n");
-    double st100 = store_appends(&c, events, 100, &next, "store, batch 100, one stream per batch");
+    double st100 =
+        store_appends(&c, events, 100, &next, 0, "store, batch 100, one stream per batch");
     double nv100 = naive_loop(naive1, events, 100, nstreams, 0,
                               "naive sqlite, batch 100, one stream per batch");
     double nvmix =
         naive_loop(naive2, events / 4, 100, nstreams, 1, "naive sqlite, batch 100, mixed streams");
-    double st1000 = store_appends(&c, events / 4, 1000, &next, "store, batch 1000");
-    double st10 = store_appends(&c, events / 20, 10, &next, "store, batch 10");
-    double st1 = store_appends(&c, 2000, 1, &next, "store, batch 1, one thread");
+    double stid = store_appends(&c, events / 4, 100, &next, 1,
+                                "store, batch 100, client-given v7 ids (indexed)");
+    double st1000 = store_appends(&c, events / 4, 1000, &next, 0, "store, batch 1000");
+    double st10 = store_appends(&c, events / 20, 10, &next, 0, "store, batch 10");
+    double st1 = store_appends(&c, 2000, 1, &next, 0, "store, batch 1, one thread");
     double nv1 = naive_loop(naive3, 2000, 1, nstreams, 0, "naive sqlite, batch 1 (1 fsync/append)");
     double gc1 = store_group_commit(&c, 8, 1, 1000, "store, batch 1, 8 threads (group commit)");
     double gc100 = store_group_commit(&c, 8, 100, events / 4 / 800,
                                       "store, batch 100, 8 threads, own streams (group)");
     double gc10 = store_group_commit(&c, 16, 10, events / 160 / 10,
                                      "store, batch 10, 16 threads, own streams (group)");
-    failed |=
-        !gc100 || !st100 || !nv100 || !nvmix || !st1000 || !st10 || !st1 || !nv1 || !gc1 || !gc10;
+    failed |= !gc100 || !st100 || !stid || !nv100 || !nvmix || !st1000 || !st10 || !st1 || !nv1 ||
+              !gc1 || !gc10;
     double redis = 0;
 #ifdef LF_HAVE_REDIS
     if (!no_redis && system("command -v redis-server >/dev/null 2>&1") == 0)
@@ -490,6 +501,7 @@ int lf_bench_store(int argc, char **argv)
     ratio("store batch 100 / naive batch 100 (one stream)", st100, nv100, "(target >= 2)");
     ratio("store 8 threads batch 100 / naive batch 100 (one stream)", gc100, nv100,
           "(target >= 2)");
+    ratio("store batch 100, client ids / naive batch 100 (one stream)", stid, nv100, "");
     ratio("store batch 100 / naive batch 100 (mixed streams)", st100, nvmix, "");
     ratio("store 16 threads batch 10 / naive mixed batch 100", gc10, nvmix, "");
     ratio("store 8 threads batch 1 / naive batch 1 (1 fsync)", gc1, nv1, "(target >= 5)");

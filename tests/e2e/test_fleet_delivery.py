@@ -346,8 +346,13 @@ def test_pending_deliveries_survive_hub_restart():
             assert len(attempts(hub, "rs-1", "ConfigDeliveryAttempted")) == 1
             st, pg, _ = f.proc.get("/ping")
             assert pg["config_version"] == 1, pg
-            assert [e["data"]["reservation_id"] for e in f.unit_events()
-                    if e["type"] == "ReservationAccepted"] == [rid]
+            # the unit accepted it once; read it from the hub's copy of the
+            # unit's log (the unit prunes what the hub acknowledged, so its
+            # own /events may no longer start at 0 by now)
+            hub.wait_for(lambda: [e["data"]["reservation_id"]
+                                  for e in stream(hub, "unitlog-rs-1")
+                                  if e["type"] == "ReservationAccepted"] == [rid], 10,
+                         what="the unit's one acceptance on the hub")
         finally:
             f.kill()
 

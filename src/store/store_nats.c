@@ -33,7 +33,12 @@
  * stream) after the batch is stored; an append first looks its ids up
  * there, which is what makes a retry after the window, or a partial
  * overlap, answer like the other backends. The index write follows the
- * batch, so a crash in between leaves it to the Msg-Id window.
+ * batch, so a crash (or a lost reply) in between leaves it to the Msg-Id
+ * window — which a cluster does not always honour after a leader change
+ * (the new leader answered "wrong last sequence"; tests/conformance/
+ * server_kill.c found it). So a retry with an exact expected version that
+ * the server refuses also reads the stream at the version it expected to
+ * follow: if its batch is there, it is a duplicate (and indexed now).
  *
  * Durability: nats-server 2.9 acknowledges a publish once the message is
  * written to the stream's block file (the OS page cache), and fsyncs on its
@@ -566,26 +571,44 @@ out:
     return rc;
 }
 
-/* Records the client ids of a stored batch (message seq, n events). */
+/* Records the client ids of a stored batch (message seq, n events).
+ * The publishes are asynchronous on a JetStream context of this call's
+ * own: libnats 3.4 has no timeout per async publish, so one whose ack is
+ * lost (the connected node died) would stay pending for ever, and on a
+ * shared context every later wait for completion would time out on it.
+ * Here a lost one fails this call only (the append fails, and its retry
+ * finds the batch stored and indexes it again). */
 static int index_ids(nt_store *s, const char *stream, char (*ids)[LF_UUID_LEN], size_t n,
                      uint64_t seq, int64_t first_version)
 {
-    for (size_t i = 0; i < n; i++) {
+    jsCtx *js = NULL;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 10000;
+    natsStatus st = natsConnection_JetStream(&js, s->nc, &jo);
+    if (st != NATS_OK) return nt_fail(st, 0, "index context");
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
         char subj[96];
         snprintf(subj, sizeof subj, "%s.ids.%s", s->name, ids[i]);
         char *val = lf_asprintf("%lld %lld %s",
                                 (long long)((int64_t)seq * K + (K - (int64_t)n) + (int64_t)i),
                                 (long long)(first_version + (int64_t)i), stream);
-        natsStatus st = js_PublishAsync(s->js, subj, val, (int)strlen(val), NULL);
+        st = js_PublishAsync(js, subj, val, (int)strlen(val), NULL);
         free(val);
-        if (st != NATS_OK) return nt_fail(st, 0, "index publish");
+        if (st != NATS_OK) rc = nt_fail(st, 0, "index publish");
     }
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MaxWait = 30000;
-    natsStatus st = js_PublishAsyncComplete(s->js, &po);
-    if (st != NATS_OK) return nt_fail(st, 0, "index publish complete");
-    return 0;
+    po.MaxWait = 10000;
+    st = js_PublishAsyncComplete(js, &po);
+    if (st != NATS_OK && !rc) rc = nt_fail(st, 0, "index publish complete");
+    if (st != NATS_OK) { /* forget what never got its ack */
+        natsMsgList pending;
+        if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK) natsMsgList_Destroy(&pending);
+    }
+    jsCtx_Destroy(js);
+    return rc;
 }
 
 /* Fills res from the stored message seq (a deduplicated publish). */
@@ -606,6 +629,39 @@ static int result_from_seq(nt_store *s, uint64_t seq, lf_append_result *res)
         res->last_version = fv + n - 1;
     }
     got_free(&m, 1);
+    return rc;
+}
+
+static int nt_read_stream(void *impl, const char *stream, int64_t from_version, size_t max,
+                          lf_event_list *out);
+
+/* A retry of a batch with client ids whose first try was stored but whose
+ * reply (and so its index write) was lost — the server's Msg-Id window
+ * does not always answer it (after a leader change in a cluster): the
+ * batch must be the one at the version it expected to follow. 1 = it is
+ * (res filled), 0 = it is not, < 0 = error (LF_EEXIST: only partly). */
+static int stored_at_expected(nt_store *s, const char *stream, int64_t expected,
+                              char (*ids)[LF_UUID_LEN], size_t n, lf_append_result *res)
+{
+    int64_t v = expected == LF_EXPECT_NO_STREAM ? 1 : expected + 1;
+    lf_event_list l;
+    lf_event_list_init(&l);
+    int rc = nt_read_stream(s, stream, v, n, &l);
+    if (rc || l.n == 0 || l.ev[0].version != v || strcmp(l.ev[0].id, ids[0]) != 0) goto out;
+    for (size_t i = 0; i < n; i++)
+        if (i >= l.n || strcmp(l.ev[i].id, ids[i]) != 0 ||
+            l.ev[i].position != l.ev[0].position + (int64_t)i) {
+            lf_err_set("event %zu: batch partly stored already", i);
+            rc = LF_EEXIST;
+            goto out;
+        }
+    res->first_position = l.ev[0].position;
+    res->last_position = l.ev[n - 1].position;
+    res->last_version = l.ev[n - 1].version;
+    res->duplicate = 1;
+    rc = 1;
+out:
+    lf_event_list_free(&l);
     return rc;
 }
 
@@ -645,6 +701,21 @@ static int nt_append(void *impl, const char *stream, int64_t expected, const lf_
             if (evs[i].id && *evs[i].id) memcpy(cids[k++], ids[i], LF_UUID_LEN);
         rc = check_ids(s, stream, cids, nclient, res);
         free(cids);
+        if (rc == LF_EEXIST && all_client && expected != LF_EXPECT_ANY) {
+            /* Some ids indexed, not all: the index write of an earlier try
+             * was cut short. The batch (one message) is all or nothing: if
+             * it is where it expected to be, this is a duplicate. */
+            char keep[256];
+            snprintf(keep, sizeof keep, "%s", lf_err_get());
+            int st = stored_at_expected(s, stream, expected, ids, n, res);
+            if (st == 1) {
+                uint64_t seq = (uint64_t)(res->first_position / K);
+                rc = index_ids(s, stream, ids, n, seq, res->last_version - (int64_t)n + 1);
+                goto out;
+            }
+            if (st == 0) lf_err_set("%s", keep);
+            rc = st < 0 ? st : LF_EEXIST;
+        }
         if (rc == 1 && !all_client) {
             lf_err_set("the batch is partly stored already");
             rc = LF_EEXIST;
@@ -724,6 +795,15 @@ static int nt_append(void *impl, const char *stream, int64_t expected, const lf_
             goto out;
         }
         if (jerr == JSStreamWrongLastSequenceErr) {
+            if (mismatch && all_client) {
+                rc = stored_at_expected(s, stream, expected, ids, n, res);
+                if (rc == 1) { /* ours: a duplicate; its index entries now */
+                    uint64_t seq = (uint64_t)(res->first_position / K);
+                    rc = index_ids(s, stream, ids, n, seq, res->last_version - (int64_t)n + 1);
+                    goto out;
+                }
+                if (rc < 0) goto out;
+            }
             if (mismatch || expected != LF_EXPECT_ANY) {
                 lf_err_set("stream '%s' is at version %lld (or moved on), expected %s%lld", stream,
                            (long long)ver, expected == LF_EXPECT_NO_STREAM ? "none " : "",

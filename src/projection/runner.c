@@ -341,9 +341,18 @@ static int apply_batch(sqlite3 *db, struct stmt_cache *cache, const lf_projectio
             snprintf(detail, sizeof detail, "%s", lf_err_get());
             lf_err_set("%s at position %lld (%s): %s", def->name, (long long)ev[i].position,
                        ev[i].type, detail[0] ? detail : sqlite3_errmsg(db));
+            if (def->end) def->end(db, def->ctx, 0);
             exec(db, "ROLLBACK");
             goto out;
         }
+    }
+    if (def->end && (rc = def->end(db, def->ctx, 1))) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", lf_err_get());
+        lf_err_set("%s at position %lld: %s", def->name, n ? (long long)ev[n - 1].position : 0LL,
+                   detail[0] ? detail : sqlite3_errmsg(db));
+        exec(db, "ROLLBACK");
+        goto out;
     }
     int write = n && (!saved || sqlite3_total_changes64(db) != changes ||
                       ev[n - 1].position - *saved >= CKPT_LAG_EVENTS);
@@ -500,6 +509,13 @@ static int rebuild_fill(lf_store *store, const char *path, const lf_projection_d
             pos = l.ev[l.n - 1].position;
             got += l.n;
             if (delay) break; /* tests: small committed steps */
+        }
+        if (def->end && rc) {
+            def->end(db, def->ctx, 0);
+        } else if (def->end && (rc = def->end(db, def->ctx, 1))) {
+            char detail[512];
+            snprintf(detail, sizeof detail, "%s", lf_err_get());
+            lf_err_set("%s at position %lld: %s", def->name, (long long)pos, detail);
         }
         tls_cache = NULL;
         if (rc == 0 && got) rc = meta_set(db, "position", pos);

@@ -174,7 +174,7 @@ void lf_router_dispatch(lf_http_req *req, lf_http_resp *resp, void *app)
     resp->route = hit->name;
     hit->fn(&c);
 out:
-    if (route) {
+    if (route && !lf_http_pending(resp)) { /* counted when it is answered */
         char labels[160];
         snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, resp->status);
         lf_metric_inc("lockerfleet_http_requests_total", labels, 1);

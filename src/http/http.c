@@ -37,6 +37,9 @@ typedef struct {
     int64_t due_us;
 } deferred;
 
+/* Offload workers at most: past that, jobs queue for a free one. */
+#define OFFLOAD_WORKERS_MAX 256
+
 struct lf_http_server {
     struct MHD_Daemon *d;
     lf_http_handler handler;
@@ -56,7 +59,13 @@ struct lf_http_server {
     int timer_started, timer_stop; /* under mu */
     deferred *defers;              /* under mu */
     size_t ndefers, capdefers;
-    atomic_int offloads; /* offload threads running */
+    atomic_int offloads; /* offloaded requests queued or running */
+    /* offload workers: started as needed, kept, stopped by lf_http_stop */
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    struct offload_job *qhead, *qtail; /* under wmu */
+    pthread_t workers[OFFLOAD_WORKERS_MAX];
+    int nworkers, idle, queued, wstop; /* under wmu */
 };
 
 typedef struct {
@@ -401,18 +410,18 @@ static enum MHD_Result finish(lf_http_server *s, struct MHD_Connection *c, const
     return ok;
 }
 
-typedef struct {
+typedef struct offload_job {
     lf_http_server *s;
     struct MHD_Connection *c;
     reqctx *rc;
     char *url, *method;
+    struct offload_job *next;
 } offload_job;
 
 /* An offloaded request: the handler again, allowed to block; then the
  * connection is resumed and on_request sends rc->done. */
-static void *offload_main(void *arg)
+static void offload_run(offload_job *j)
 {
-    offload_job *j = arg;
     lf_http_server *s = j->s;
     lf_http_resp *resp = resp_new(s, j->c);
     resp->in_worker_ = 1;
@@ -425,24 +434,58 @@ static void *offload_main(void *arg)
     free(j->method);
     free(j);
     atomic_fetch_sub(&s->offloads, 1);
+}
+
+static void *worker_main(void *arg)
+{
+    lf_http_server *s = arg;
+    pthread_mutex_lock(&s->wmu);
+    for (;;) {
+        offload_job *j = s->qhead;
+        if (!j) {
+            if (s->wstop) break;
+            s->idle++;
+            pthread_cond_wait(&s->wcv, &s->wmu);
+            s->idle--;
+            continue;
+        }
+        s->qhead = j->next;
+        if (!s->qhead) s->qtail = NULL;
+        s->queued--;
+        pthread_mutex_unlock(&s->wmu);
+        offload_run(j);
+        pthread_mutex_lock(&s->wmu);
+    }
+    pthread_mutex_unlock(&s->wmu);
     return NULL;
 }
 
-/* Pool mode: suspends c and starts its handler on a thread of its own. */
+/* Pool mode: suspends c and queues its handler for an offload worker (a
+ * new one when none is idle, up to OFFLOAD_WORKERS_MAX). */
 static void offload(lf_http_server *s, struct MHD_Connection *c, const char *url,
                     const char *method, reqctx *rc)
 {
     offload_job *j = lf_xcalloc(1, sizeof *j);
-    *j = (offload_job){s, c, rc, lf_strdup(url), lf_strdup(method)};
+    *j = (offload_job){s, c, rc, lf_strdup(url), lf_strdup(method), NULL};
     atomic_fetch_add(&s->offloads, 1);
-    MHD_suspend_connection(c); /* before the thread can resume it */
-    pthread_attr_t at;
-    pthread_t t;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &at, offload_main, j) != 0)
-        offload_main(j); /* no thread: block this one rather than fail */
-    pthread_attr_destroy(&at);
+    MHD_suspend_connection(c); /* before a worker can resume it */
+    pthread_mutex_lock(&s->wmu);
+    if (s->queued >= s->idle && s->nworkers < OFFLOAD_WORKERS_MAX &&
+        pthread_create(&s->workers[s->nworkers], NULL, worker_main, s) == 0)
+        s->nworkers++;
+    if (s->nworkers == 0) { /* no worker could start: block this thread, not fail */
+        pthread_mutex_unlock(&s->wmu);
+        offload_run(j);
+        return;
+    }
+    if (s->qtail)
+        s->qtail->next = j;
+    else
+        s->qhead = j;
+    s->qtail = j;
+    s->queued++;
+    pthread_cond_signal(&s->wcv);
+    pthread_mutex_unlock(&s->wmu);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -649,6 +692,8 @@ lf_http_server *lf_http_start(const lf_http_config *cfg, lf_http_handler h, void
         s->pool = 1;
         pthread_mutex_init(&s->mu, NULL);
         pthread_cond_init(&s->cv, NULL);
+        pthread_mutex_init(&s->wmu, NULL);
+        pthread_cond_init(&s->wcv, NULL);
     }
     OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
@@ -667,6 +712,8 @@ lf_http_server *lf_http_start(const lf_http_config *cfg, lf_http_handler h, void
         if (s->pool) {
             pthread_mutex_destroy(&s->mu);
             pthread_cond_destroy(&s->cv);
+            pthread_mutex_destroy(&s->wmu);
+            pthread_cond_destroy(&s->wcv);
         }
         free(s->cert_pem);
         free(s->key_pem);
@@ -709,6 +756,14 @@ void lf_http_stop(lf_http_server *s)
      * (its handler's own waits are bounded) */
     while (atomic_load(&s->offloads) > 0)
         lf_sleep_ms(10);
+    if (s->pool) {
+        pthread_mutex_lock(&s->wmu);
+        s->wstop = 1;
+        pthread_cond_broadcast(&s->wcv);
+        pthread_mutex_unlock(&s->wmu);
+        for (int i = 0; i < s->nworkers; i++)
+            pthread_join(s->workers[i], NULL);
+    }
     if (s->timer_started) {
         pthread_mutex_lock(&s->mu);
         s->timer_stop = 1;
@@ -720,6 +775,8 @@ void lf_http_stop(lf_http_server *s)
     if (s->pool) {
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->wmu);
+        pthread_cond_destroy(&s->wcv);
     }
     free(s->defers);
     free(s->cert_pem);

@@ -160,7 +160,7 @@ static int setup(const char *url, const char *admin_token, int64_t units, char *
 int lf_bench_reserve(int argc, char **argv)
 {
     int64_t units = 1000, conns = 64, seconds = 10, hub_pid = 0;
-    const char *hub = NULL, *admin_token = ADMIN, *store = NULL;
+    const char *hub = NULL, *admin_token = ADMIN, *store = NULL, *http_threads = NULL;
     const lf_opt opts[] = {
         {"units", LF_OPT_INT, &units, "units to spread reservations over (default 1000)"},
         {"conns", LF_OPT_INT, &conns,
@@ -170,6 +170,8 @@ int lf_bench_reserve(int argc, char **argv)
         {"admin-token", LF_OPT_STR, &admin_token, "admin token of --hub"},
         {"hub-pid", LF_OPT_INT, &hub_pid, "pid of --hub, to report its CPU per pair"},
         {"store", LF_OPT_STR, &store, "store URL for the started hub (default its sqlite file)"},
+        {"http-threads", LF_OPT_STR, &http_threads,
+         "--http-threads of the started hub (default: the hub's default)"},
         {0},
     };
     int rc = lf_opts_parse("lockerfleet bench reserve [options]", opts, argc, argv, NULL, 0, NULL);
@@ -188,7 +190,11 @@ int lf_bench_reserve(int argc, char **argv)
         pid = (pid_t)hub_pid;
     } else {
         if (!mkdtemp(dir)) goto out;
-        static const char *const extra[] = {"--log-level", "error", "--quiet-http", NULL};
+        const char *extra[] = {"--log-level", "error", "--quiet-http", NULL, NULL, NULL};
+        if (http_threads) {
+            extra[3] = "--http-threads";
+            extra[4] = http_threads;
+        }
         pid = lf_bench_start_hub(dir, store, ADMIN, extra, url, sizeof url);
         if (pid <= 0 || !url[0]) {
             fprintf(stderr, "bench reserve: the hub did not start\n");

@@ -10,6 +10,11 @@
  * the connection is then suspended (MHD_suspend_connection) and put on a
  * list that one timer thread walks, resuming each when due, whereupon MHD
  * calls on_request again and the handler runs again on the same request.
+ * A handler that blocks calls lf_http_offload() first: the connection is
+ * suspended, the handler runs again on a thread of its own, and its answer
+ * is sent when MHD calls on_request after the resume. A streamed response
+ * whose stream_fn has nothing to send is parked the same way (suspended,
+ * resumed by the timer 100 ms later) instead of blocking a polling thread.
  */
 #define _GNU_SOURCE
 #include "http.h"
@@ -32,6 +37,9 @@ typedef struct {
     int64_t due_us;
 } deferred;
 
+/* Offload workers at most: past that, jobs queue for a free one. */
+#define OFFLOAD_WORKERS_MAX 256
+
 struct lf_http_server {
     struct MHD_Daemon *d;
     lf_http_handler handler;
@@ -51,13 +59,24 @@ struct lf_http_server {
     int timer_started, timer_stop; /* under mu */
     deferred *defers;              /* under mu */
     size_t ndefers, capdefers;
+    atomic_int offloads; /* offloaded requests queued or running */
+    /* offload workers: started as needed, kept, stopped by lf_http_stop */
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    struct offload_job *qhead, *qtail; /* under wmu */
+    pthread_t workers[OFFLOAD_WORKERS_MAX];
+    int nworkers, idle, queued, wstop; /* under wmu */
 };
 
 typedef struct {
     lf_buf body;
     int too_big;
     int64_t start_us;
+    char rid[17];
+    lf_http_resp *done; /* offloaded: the answer, set before the resume */
 } reqctx;
+
+#define STREAM_POLL_MS 100
 
 int lf_http_parse_listen(const char *listen, char *host, int *port)
 {
@@ -211,6 +230,28 @@ void lf_http_split_path(lf_http_req *req, char *copy)
     }
 }
 
+/* Pool mode: suspends c and lists it for the timer thread to resume in ms
+ * milliseconds. False (nothing done) once the server is stopping. */
+static bool park(lf_http_server *s, struct MHD_Connection *c, int64_t ms)
+{
+    bool parked = false;
+    pthread_mutex_lock(&s->mu);
+    if (!atomic_load(&s->stopping)) {
+        if (s->ndefers == s->capdefers) {
+            s->capdefers = s->capdefers ? s->capdefers * 2 : 256;
+            s->defers = lf_xrealloc(s->defers, s->capdefers * sizeof *s->defers);
+        }
+        /* Suspended before the timer can see it: resuming a connection
+         * that is not suspended yet is undefined. */
+        MHD_suspend_connection(c);
+        s->defers[s->ndefers++] = (deferred){c, lf_mono_us() + ms * 1000};
+        parked = true;
+        pthread_cond_signal(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return parked;
+}
+
 static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
@@ -218,6 +259,8 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
     if (r->server_ && atomic_load(&r->server_->stopping)) return MHD_CONTENT_READER_END_OF_STREAM;
     ssize_t n = r->stream_fn(r->stream_ctx, buf, max);
     if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
+    /* pool mode: nothing yet; returning 0 alone would make MHD spin */
+    if (n == 0 && r->server_ && r->server_->pool) park(r->server_, r->conn_, STREAM_POLL_MS);
     return n;
 }
 
@@ -304,6 +347,147 @@ static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s)
     return lf_http_unescape(s);
 }
 
+static lf_http_resp *resp_new(lf_http_server *s, struct MHD_Connection *c)
+{
+    lf_http_resp *resp = lf_xcalloc(1, sizeof *resp);
+    resp->server_ = s;
+    resp->conn_ = c;
+    lf_buf_init(&resp->body, 0);
+    resp->status = 200;
+    return resp;
+}
+
+/* Builds the request and runs the application's handler into resp. */
+static void run_handler(lf_http_server *s, struct MHD_Connection *c, const char *url,
+                        const char *method, reqctx *rc, lf_http_resp *resp)
+{
+    if (rc->too_big) {
+        lf_http_error(resp, 413, "body_too_large", "request body exceeds %zu bytes", s->body_max);
+        return;
+    }
+    lf_http_req req = {0};
+    req.method = method;
+    req.path = url;
+    req.body = rc->body.data ? rc->body.data : "";
+    req.body_len = rc->body.len;
+    req.start_us = rc->start_us;
+    req.conn = c;
+    memcpy(req.request_id, rc->rid, sizeof rc->rid);
+    char *copy = lf_strdup(url);
+    lf_http_split_path(&req, copy);
+    char addr[INET6_ADDRSTRLEN] = "?";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
+                      sizeof addr);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
+                      sizeof addr);
+    }
+    req.remote = addr;
+    if (req.nsegs < 0)
+        lf_http_error(resp, 404, "not_found", "path has too many segments");
+    else
+        s->handler(&req, resp, s->app);
+    free(copy);
+}
+
+/* Logs and queues resp (freed here, or by MHD when streamed). */
+static enum MHD_Result finish(lf_http_server *s, struct MHD_Connection *c, const char *method,
+                              const char *url, reqctx *rc, lf_http_resp *resp)
+{
+    resp->in_worker_ = 0; /* its stream_fn (if any) runs on a polling thread */
+    log_line(s, method, url, resp->status, rc->start_us, rc->rid);
+    enum MHD_Result ok = send_resp(c, resp);
+    if (!resp->stream_fn)
+        stream_free_cb(resp); /* streamed: freed by MHD */
+    else if (ok != MHD_YES) {
+        /* MHD did not take the response: it already called stream_free. */
+    }
+    return ok;
+}
+
+typedef struct offload_job {
+    lf_http_server *s;
+    struct MHD_Connection *c;
+    reqctx *rc;
+    char *url, *method;
+    struct offload_job *next;
+} offload_job;
+
+/* An offloaded request: the handler again, allowed to block; then the
+ * connection is resumed and on_request sends rc->done. */
+static void offload_run(offload_job *j)
+{
+    lf_http_server *s = j->s;
+    lf_http_resp *resp = resp_new(s, j->c);
+    resp->in_worker_ = 1;
+    run_handler(s, j->c, j->url, j->method, j->rc, resp);
+    resp->offload_ = 0;
+    resp->defer_ms_ = 0;
+    j->rc->done = resp;
+    MHD_resume_connection(j->c); /* after this, j->rc belongs to MHD's thread */
+    free(j->url);
+    free(j->method);
+    free(j);
+    atomic_fetch_sub(&s->offloads, 1);
+}
+
+static void *worker_main(void *arg)
+{
+    lf_http_server *s = arg;
+    pthread_mutex_lock(&s->wmu);
+    for (;;) {
+        offload_job *j = s->qhead;
+        if (!j) {
+            if (s->wstop) break;
+            s->idle++;
+            pthread_cond_wait(&s->wcv, &s->wmu);
+            s->idle--;
+            continue;
+        }
+        s->qhead = j->next;
+        if (!s->qhead) s->qtail = NULL;
+        s->queued--;
+        pthread_mutex_unlock(&s->wmu);
+        offload_run(j);
+        pthread_mutex_lock(&s->wmu);
+    }
+    pthread_mutex_unlock(&s->wmu);
+    return NULL;
+}
+
+/* Pool mode: suspends c and queues its handler for an offload worker (a
+ * new one when none is idle, up to OFFLOAD_WORKERS_MAX). */
+static void offload(lf_http_server *s, struct MHD_Connection *c, const char *url,
+                    const char *method, reqctx *rc)
+{
+    offload_job *j = lf_xcalloc(1, sizeof *j);
+    *j = (offload_job){s, c, rc, lf_strdup(url), lf_strdup(method), NULL};
+    atomic_fetch_add(&s->offloads, 1);
+    MHD_suspend_connection(c); /* before a worker can resume it */
+    pthread_mutex_lock(&s->wmu);
+    if (s->queued >= s->idle && s->nworkers < OFFLOAD_WORKERS_MAX &&
+        pthread_create(&s->workers[s->nworkers], NULL, worker_main, s) == 0)
+        s->nworkers++;
+    if (s->nworkers == 0) { /* no worker could start: block this thread, not fail */
+        pthread_mutex_unlock(&s->wmu);
+        offload_run(j);
+        return;
+    }
+    if (s->qtail)
+        s->qtail->next = j;
+    else
+        s->qhead = j;
+    s->qtail = j;
+    s->queued++;
+    pthread_cond_signal(&s->wcv);
+    pthread_mutex_unlock(&s->wmu);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -316,6 +500,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         atomic_fetch_add(&s->active, 1);
         lf_buf_init(&rc->body, s->body_max);
         rc->start_us = lf_mono_us();
+        snprintf(rc->rid, sizeof rc->rid, "%08x%08x", lf_random_u32(), lf_random_u32());
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         int64_t n;
         if (cl && lf_parse_i64(cl, &n) == 0 && (n < 0 || (uint64_t)n > s->body_max))
@@ -328,80 +513,52 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_data_size = 0;
         return MHD_YES;
     }
-    lf_http_resp *resp = lf_xcalloc(1, sizeof *resp);
-    resp->server_ = s;
-    lf_buf_init(&resp->body, 0);
-    resp->status = 200;
-    char rid[17];
-    snprintf(rid, sizeof rid, "%08x%08x", lf_random_u32(), lf_random_u32());
-    if (rc->too_big) {
-        lf_http_error(resp, 413, "body_too_large", "request body exceeds %zu bytes", s->body_max);
-    } else {
-        lf_http_req req = {0};
-        req.method = method;
-        req.path = url;
-        req.body = rc->body.data ? rc->body.data : "";
-        req.body_len = rc->body.len;
-        req.start_us = rc->start_us;
-        req.conn = c;
-        memcpy(req.request_id, rid, sizeof rid);
-        char *copy = lf_strdup(url);
-        lf_http_split_path(&req, copy);
-        char addr[INET6_ADDRSTRLEN] = "?";
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci && ci->client_addr) {
-            const struct sockaddr *sa = ci->client_addr;
-            if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
-                          sizeof addr);
-            else if (sa->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                          addr, sizeof addr);
-        }
-        req.remote = addr;
-        if (req.nsegs < 0)
-            lf_http_error(resp, 404, "not_found", "path has too many segments");
-        else
-            s->handler(&req, resp, s->app);
-        free(copy);
+    if (rc->done) { /* an offloaded handler's answer */
+        lf_http_resp *resp = rc->done;
+        rc->done = NULL;
+        return finish(s, c, method, url, rc, resp);
     }
-    if (resp->defer_ms_ > 0) {
-        bool parked = false;
-        pthread_mutex_lock(&s->mu);
+    lf_http_resp *resp = resp_new(s, c);
+    run_handler(s, c, url, method, rc, resp);
+    if (resp->offload_) {
         if (!atomic_load(&s->stopping)) {
-            if (s->ndefers == s->capdefers) {
-                s->capdefers = s->capdefers ? s->capdefers * 2 : 256;
-                s->defers = lf_xrealloc(s->defers, s->capdefers * sizeof *s->defers);
-            }
-            /* Suspended before the timer can see it: resuming a connection
-             * that is not suspended yet is undefined. */
-            MHD_suspend_connection(c);
-            s->defers[s->ndefers++] = (deferred){c, lf_mono_us() + resp->defer_ms_ * 1000};
-            parked = true;
-            pthread_cond_signal(&s->cv);
+            stream_free_cb(resp);
+            offload(s, c, url, method, rc);
+            return MHD_YES;
         }
-        pthread_mutex_unlock(&s->mu);
-        if (parked) {
+        lf_http_error(resp, 503, "stopping", "server is stopping");
+    } else if (resp->defer_ms_ > 0) {
+        if (park(s, c, resp->defer_ms_)) {
             stream_free_cb(resp);
             return MHD_YES;
         }
         lf_http_error(resp, 503, "stopping", "server is stopping");
     }
-    log_line(s, method, url, resp->status, rc->start_us, rid);
-    enum MHD_Result ok = send_resp(c, resp);
-    if (!resp->stream_fn)
-        stream_free_cb(resp); /* streamed: freed by MHD */
-    else if (ok != MHD_YES) {
-        /* MHD did not take the response: it already called stream_free. */
-    }
-    return ok;
+    return finish(s, c, method, url, rc, resp);
+}
+
+bool lf_http_offload(lf_http_resp *resp)
+{
+    lf_http_server *s = resp->server_;
+    if (!s || !s->pool || resp->in_worker_ || atomic_load(&s->stopping)) return false;
+    resp->offload_ = 1;
+    return true;
+}
+
+bool lf_http_pending(const lf_http_resp *resp)
+{
+    return resp->offload_ || resp->defer_ms_ > 0;
+}
+
+bool lf_http_pooled(const lf_http_resp *resp)
+{
+    return resp->server_ && resp->server_->pool && !resp->in_worker_;
 }
 
 bool lf_http_defer(lf_http_resp *resp, int64_t ms)
 {
     lf_http_server *s = resp->server_;
-    if (!s || !s->pool || atomic_load(&s->stopping)) return false;
+    if (!s || !s->pool || resp->in_worker_ || atomic_load(&s->stopping)) return false;
     resp->defer_ms_ = ms > 0 ? ms : 1;
     return true;
 }
@@ -444,6 +601,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     reqctx *rc = *con_cls;
     if (!rc) return;
     atomic_fetch_sub(&s->active, 1);
+    if (rc->done) stream_free_cb(rc->done); /* answered, never sent */
     lf_buf_free(&rc->body);
     free(rc);
     *con_cls = NULL;
@@ -534,6 +692,8 @@ lf_http_server *lf_http_start(const lf_http_config *cfg, lf_http_handler h, void
         s->pool = 1;
         pthread_mutex_init(&s->mu, NULL);
         pthread_cond_init(&s->cv, NULL);
+        pthread_mutex_init(&s->wmu, NULL);
+        pthread_cond_init(&s->wcv, NULL);
     }
     OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
@@ -552,6 +712,8 @@ lf_http_server *lf_http_start(const lf_http_config *cfg, lf_http_handler h, void
         if (s->pool) {
             pthread_mutex_destroy(&s->mu);
             pthread_cond_destroy(&s->cv);
+            pthread_mutex_destroy(&s->wmu);
+            pthread_cond_destroy(&s->wcv);
         }
         free(s->cert_pem);
         free(s->key_pem);
@@ -590,6 +752,18 @@ void lf_http_stop(lf_http_server *s)
     }
     for (int i = 0; i < 200 && atomic_load(&s->active) > 0; i++)
         lf_sleep_ms(50);
+    /* an offload thread resumes its connection: the daemon must outlive it
+     * (its handler's own waits are bounded) */
+    while (atomic_load(&s->offloads) > 0)
+        lf_sleep_ms(10);
+    if (s->pool) {
+        pthread_mutex_lock(&s->wmu);
+        s->wstop = 1;
+        pthread_cond_broadcast(&s->wcv);
+        pthread_mutex_unlock(&s->wmu);
+        for (int i = 0; i < s->nworkers; i++)
+            pthread_join(s->workers[i], NULL);
+    }
     if (s->timer_started) {
         pthread_mutex_lock(&s->mu);
         s->timer_stop = 1;
@@ -601,6 +775,8 @@ void lf_http_stop(lf_http_server *s)
     if (s->pool) {
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->wmu);
+        pthread_cond_destroy(&s->wcv);
     }
     free(s->defers);
     free(s->cert_pem);

@@ -51,7 +51,8 @@ typedef struct {
     int nheaders;
     /* Streaming: when set, the body is produced by stream_fn. It writes up
      * to max bytes into buf and returns the count, 0 to be called again
-     * later (it should block briefly first), or -1 at the end. stream_free
+     * later (it should block briefly first, unless lf_http_pooled), or -1
+     * at the end. stream_free
      * is called with stream_ctx when the connection ends. */
     ssize_t (*stream_fn)(void *ctx, char *buf, size_t max);
     void (*stream_free)(void *ctx);
@@ -61,6 +62,9 @@ typedef struct {
     const char *route;
     struct lf_http_server *server_; /* internal: set by the server */
     int64_t defer_ms_;              /* internal: set by lf_http_defer */
+    int offload_;                   /* internal: set by lf_http_offload */
+    int in_worker_;                 /* internal: running on an offload thread */
+    void *conn_;                    /* internal: the MHD connection */
 } lf_http_resp;
 
 typedef void (*lf_http_handler)(lf_http_req *req, lf_http_resp *resp, void *app);
@@ -97,6 +101,24 @@ void lf_http_quiesce(lf_http_server *s);
  * connection server or once the server is stopping: the handler must then
  * wait itself (briefly) or answer. */
 bool lf_http_defer(lf_http_resp *resp, int64_t ms);
+
+/* Running a handler that blocks (calls a unit, reads a whole projection)
+ * on a pool_threads server: called first thing by such a handler, it
+ * returns true when the handler must return at once without filling resp;
+ * the connection is then suspended and the handler runs again, from the
+ * start and with the same request, on a thread of its own, where this
+ * returns false (as it does on a thread-per-connection server), so it may
+ * block. The answer is sent when it returns. */
+bool lf_http_offload(lf_http_resp *resp);
+
+/* True on a pool_threads server outside an offload thread: the handler
+ * (or its stream_fn) must not block. A stream_fn that has nothing to send
+ * returns 0 at once; the server then polls it again about every 100 ms. */
+bool lf_http_pooled(const lf_http_resp *resp);
+
+/* True when the handler deferred or offloaded the request (no answer in
+ * resp yet: the handler runs again). */
+bool lf_http_pending(const lf_http_resp *resp);
 
 /* Request accessors; strings borrowed from the request. NULL if absent. */
 const char *lf_http_query(lf_http_req *req, const char *name);

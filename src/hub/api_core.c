@@ -185,6 +185,7 @@ out:
  * position, so an EventSource resumes with Last-Event-ID on its own. */
 struct sse {
     lf_hub *hub;
+    const lf_http_resp *resp; /* the response it streams (lf_http_pooled) */
     int64_t pos;
     lf_buf out;
     size_t off;
@@ -232,8 +233,9 @@ static ssize_t sse_produce(void *ctx, char *buf, size_t max)
         lf_buf_printf(&s->out, ": keepalive\n\n");
         return sse_produce(ctx, buf, max);
     }
-    /* Nothing new: block briefly so MHD does not spin, then say "later". */
-    rc = lf_store_wait(s->hub->store, s->pos, 1000);
+    /* Nothing new: block briefly so MHD does not spin, then say "later"
+     * (a pool-mode server parks the connection itself instead) */
+    rc = lf_store_wait(s->hub->store, s->pos, lf_http_pooled(s->resp) ? 0 : 1000);
     if (rc == LF_ECLOSED) return -1;
     return 0;
 }
@@ -275,6 +277,7 @@ static void events_live(lf_ctx *c)
     }
     struct sse *s = lf_xcalloc(1, sizeof *s);
     s->hub = c->hub;
+    s->resp = c->resp;
     s->pos = after;
     lf_buf_init(&s->out, 0);
     if (stream) snprintf(s->stream, sizeof s->stream, "%s", stream);
@@ -297,6 +300,7 @@ static void events_live(lf_ctx *c)
 static void projections_list(lf_ctx *c)
 {
     const char *dq = lf_http_query(c->req, "digest");
+    if (dq && strcmp(dq, "1") == 0 && lf_http_offload(c->resp)) return; /* reads every table */
     json_t *st = lf_projections_status(c->hub->proj), *p;
     size_t i;
     if (dq && strcmp(dq, "1") == 0) {

@@ -758,6 +758,11 @@ static int on_event(const lf_event *ev, void *ctx)
         due = lf_fleet_resv_fold(f, u, ev);
         u->bookings_version = ev->version;
     }
+    /* The group's scan only delivers to a unit that is online, has a URL
+     * and no job running; waking it for anything else (every booking of
+     * an offline unit) cost a scan of every unit per event. A unit that
+     * comes online, or whose job ends, wakes its group itself. */
+    if (due && (!u->ps.online || !u->url[0] || u->job_busy)) due = 0;
     int group = u->group;
     pthread_mutex_unlock(&f->mu);
     if (due) lf_fleet_wake(f, group);

@@ -239,6 +239,9 @@ void lf_fleet_route_config_put(lf_ctx *c)
         lf_http_error(c->resp, 400, "invalid_parameter", "mode must be 'live' or 'queued'");
         goto out;
     }
+    /* live: calls the unit and waits for it, on a thread of its own in
+     * pool mode (queued may deliver now too, from the same code) */
+    if (lf_http_offload(c->resp)) return;
     fleet_unit *u = lf_fleet_get(f, name);
     if (!u) {
         lf_http_error(c->resp, 404, "not_found", "no unit named '%s'", name);

@@ -25,6 +25,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* HTTP threads by default (--http-threads): see docs/ARCHITECTURE.md "The
+ * hub"; 0 = one thread per connection. */
+#define HTTP_THREADS 0
+#define HTTP_THREADS_S "0"
+
 int lf_hub_append(lf_hub *h, const char *stream, int64_t expected, const lf_event_in *evs, size_t n,
                   lf_append_result *res)
 {
@@ -48,7 +53,18 @@ int lf_hub_wait_projection(lf_ctx *c, const char *projection)
     int64_t pos;
     if (lf_http_query_i64(c->req, c->resp, "min_position", 0, INT64_MAX, 0, &pos)) return LF_EINVAL;
     if (pos == 0) return 0;
-    int rc = lf_projections_wait(c->hub->proj, projection, pos, 5000);
+    int rc;
+    if (lf_http_pooled(c->resp)) {
+        /* pool mode: never block a polling thread; look, and if the
+         * projection is behind, run the handler again in 2 ms (the 5 s
+         * bound counts from the request's arrival) */
+        rc = lf_projections_wait(c->hub->proj, projection, pos, 0);
+        if (rc == LF_ETIMEDOUT && lf_mono_us() - c->req->start_us < 5000000 &&
+            lf_http_defer(c->resp, 2))
+            return LF_ETIMEDOUT; /* no answer yet: the handler returns */
+    } else {
+        rc = lf_projections_wait(c->hub->proj, projection, pos, 5000);
+    }
     if (rc == LF_ETIMEDOUT) {
         lf_http_header_add(c->resp, "Retry-After", "1");
         lf_http_error(c->resp, 503, "projection_lagging",
@@ -231,6 +247,7 @@ static const char *hub_check(const lf_opt *o, const void *value)
         return i < 1 || i > 100000 ? "must be 1..100000" : NULL;
     if (strcmp(o->name, "body-max") == 0)
         return i < 1024 || i > (1 << 30) ? "must be 1024..1073741824 bytes" : NULL;
+    if (strcmp(o->name, "http-threads") == 0) return i < 0 || i > 64 ? "must be 0..64" : NULL;
     if (strcmp(o->name, "admin-token") == 0)
         return strlen(s) < 16 ? "must be at least 16 characters" : NULL;
     if (strcmp(o->name, "retry-schedule") == 0) {
@@ -246,7 +263,7 @@ int lf_cmd_hub(int argc, char **argv)
     const char *node = "hub-1", *retry = "60,300,900", *log_level = "info", *log_format = "text";
     const char *log_file = NULL;
     const char *tls_cert = NULL, *tls_key = NULL, *ca_file = NULL;
-    int64_t shard_digits = 1, inflight = 64, body_max = 8 << 20;
+    int64_t shard_digits = 1, inflight = 64, body_max = 8 << 20, http_threads = HTTP_THREADS;
     double ping_i = 30, ping_t = 5, hb_grace = 0, pull_i = 60, hold = 600;
     double lease_renew = 2, lease_ttl = 0; /* cluster.c: ttl 0 = 3 x renew */
     bool quiet = false;
@@ -276,6 +293,9 @@ int lf_cmd_hub(int argc, char **argv)
         {"ingest-inflight", LF_OPT_INT, &inflight,
          "concurrent event batches admitted (default 64)"},
         {"body-max", LF_OPT_INT, &body_max, "request body limit in bytes (default 8 MiB)"},
+        {"http-threads", LF_OPT_INT, &http_threads,
+         "HTTP threads polling every connection (epoll), 1..64; 0 = one thread per connection"
+         " (default " HTTP_THREADS_S ")"},
         {"log-level", LF_OPT_STR, &log_level, "debug|info|warn|error (default info)"},
         {"log-format", LF_OPT_STR, &log_format, "text|json (default text)"},
         {"log-file", LF_OPT_STR, &log_file,
@@ -405,7 +425,8 @@ int lf_cmd_hub(int argc, char **argv)
                          .tls_cert = tls_cert,
                          .tls_key = tls_key,
                          .log_component = "http",
-                         .quiet = quiet};
+                         .quiet = quiet,
+                         .pool_threads = (unsigned)http_threads};
     h->http = lf_http_start(&hc, lf_router_dispatch, h);
     if (!h->http) {
         fprintf(stderr, "lockerfleet hub: cannot listen on %s: %s\n", listen, lf_err_get());

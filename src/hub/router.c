@@ -114,6 +114,12 @@ void lf_hub_error_rc(lf_ctx *c, int rc, const char *what)
 void lf_router_dispatch(lf_http_req *req, lf_http_resp *resp, void *app)
 {
     lf_hub *h = app;
+    /* Pool mode (--http-threads): every write appends to the store and
+     * waits for its commit, so it runs on an offload worker; reads run on
+     * the polling threads and never block (?min_position defers). */
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0 &&
+        lf_http_offload(resp))
+        return;
     const lf_route *tables[MAX_TABLES];
     int nt = 0;
     tables[nt++] = lf_api_admin_routes();
@@ -174,7 +180,7 @@ void lf_router_dispatch(lf_http_req *req, lf_http_resp *resp, void *app)
     resp->route = hit->name;
     hit->fn(&c);
 out:
-    if (route) {
+    if (route && !lf_http_pending(resp)) { /* counted when it is answered */
         char labels[160];
         snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, resp->status);
         lf_metric_inc("lockerfleet_http_requests_total", labels, 1);

@@ -70,6 +70,6 @@ static int stub_apply(sqlite3 *db, const lf_event *ev, void *ctx)
 }
 
 LF_WEAK const lf_projection_def lf_proj_availability = {
-    "availability", 0, "CREATE TABLE IF NOT EXISTS stub(x INTEGER);", stub_apply, NULL};
+    "availability", 0, "CREATE TABLE IF NOT EXISTS stub(x INTEGER);", stub_apply, NULL, NULL};
 LF_WEAK const lf_projection_def lf_proj_reservations = {
-    "reservations", 0, "CREATE TABLE IF NOT EXISTS stub(x INTEGER);", stub_apply, NULL};
+    "reservations", 0, "CREATE TABLE IF NOT EXISTS stub(x INTEGER);", stub_apply, NULL, NULL};

@@ -139,4 +139,4 @@ static int apply(sqlite3 *db, const lf_event *ev, void *ctx)
     return rc;
 }
 
-const lf_projection_def lf_proj_alerts = {"alerts", 1, schema, apply, NULL};
+const lf_projection_def lf_proj_alerts = {"alerts", 1, schema, apply, NULL, NULL};

@@ -13,6 +13,114 @@ int lf_proj_step(sqlite3 *db, sqlite3_stmt *st)
     return LF_EIO;
 }
 
+/* Skips a JSON string at *p (the opening quote); NULL if unterminated. */
+static const char *skip_string(const char *p)
+{
+    for (p++; *p; p++) {
+        if (*p == '\\') {
+            if (!*++p) return NULL;
+        } else if (*p == '"') {
+            return p + 1;
+        }
+    }
+    return NULL;
+}
+
+/* Skips one JSON value at p (valid JSON assumed; NULL when lost). */
+static const char *skip_value(const char *p)
+{
+    if (*p == '"') return skip_string(p);
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        while (*p) {
+            if (*p == '"') {
+                if (!(p = skip_string(p))) return NULL;
+                continue;
+            }
+            if (*p == '{' || *p == '[') depth++;
+            if ((*p == '}' || *p == ']') && --depth == 0) return p + 1;
+            p++;
+        }
+        return NULL;
+    }
+    /* number, true, false, null */
+    while (*p && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\n' &&
+           *p != '\r')
+        p++;
+    return p;
+}
+
+static const char *skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+int lf_proj_json_i64(const char *json, const char *key, int64_t *out)
+{
+    size_t klen = strlen(key);
+    int found = 0;
+    int64_t val = 0;
+    const char *p = skip_ws(json);
+    if (*p != '{') return -1;
+    p = skip_ws(p + 1);
+    if (*p == '}') return 0;
+    for (;;) {
+        if (*p != '"') return -1;
+        const char *k = p + 1, *end = skip_string(p);
+        if (!end) return -1;
+        size_t len = (size_t)(end - 1 - k);
+        if (memchr(k, '\\', len)) return -1; /* escaped key: let jansson compare */
+        p = skip_ws(end);
+        if (*p != ':') return -1;
+        p = skip_ws(p + 1);
+        if (len == klen && memcmp(k, key, len) == 0) {
+            const char *q = p;
+            int neg = *q == '-';
+            if (neg) q++;
+            int digits = 0;
+            uint64_t u = 0;
+            while (*q >= '0' && *q <= '9') {
+                u = u * 10 + (uint64_t)(*q - '0');
+                q++;
+                if (++digits > 18) return -1;
+            }
+            if (digits > 0 && *q != '.' && *q != 'e' && *q != 'E') {
+                found = 1;
+                val = neg ? -(int64_t)u : (int64_t)u;
+            } else {
+                found = 0; /* a real, a string, ...: not an integer */
+            }
+        }
+        if (!(p = skip_value(p))) return -1;
+        p = skip_ws(p);
+        if (*p == ',') {
+            p = skip_ws(p + 1);
+            continue;
+        }
+        if (*p != '}') return -1;
+        break;
+    }
+    if (found) *out = val;
+    return found;
+}
+
+void lf_proj_day(int64_t ms, char day[11])
+{
+    static __thread int64_t cached = INT64_MIN;
+    static __thread char cached_s[11];
+    int64_t d = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    if (d != cached) {
+        char buf[LF_TIME_LEN];
+        lf_time_format(ms, buf);
+        memcpy(cached_s, buf, 10);
+        cached_s[10] = '\0';
+        cached = d;
+    }
+    memcpy(day, cached_s, 11);
+}
+
 const lf_projection_def *const *lf_projection_all(size_t *n)
 {
     static const lf_projection_def *const all[] = {

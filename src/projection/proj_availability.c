@@ -44,17 +44,15 @@ static int run(sqlite3 *db, sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : LF_EIO;
     if (rc) lf_err_set("availability projection: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return rc;
 }
 
+/* sql is a string literal: the runner caches its statement by pointer. */
 static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        lf_err_set("availability projection: %s", sqlite3_errmsg(db));
-        return NULL;
-    }
+    sqlite3_stmt *st = lf_projection_stmt(db, sql);
+    if (!st) lf_err_set("availability projection: %s", sqlite3_errmsg(db));
     return st;
 }
 
@@ -79,9 +77,9 @@ static int apply_unit(sqlite3 *db, json_t *d)
         if (!(st = prep(db, "INSERT OR REPLACE INTO lockers(unit, locker, size, allotment)"
                             " VALUES(?, ?, ?, ?)")))
             return LF_EIO;
-        sqlite3_bind_text(st, 1, unit, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 3, size, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 1, unit, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, size, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 4, in_allot);
         if (run(db, st) != 0) return LF_EIO;
     }
@@ -99,9 +97,9 @@ static int apply_booking(sqlite3 *db, const lf_event *ev, json_t *d)
         if (!(st = prep(db, "INSERT OR IGNORE INTO taken(id, unit, locker, kind, from_ms, to_ms,"
                             " hold_expires_ms) VALUES(?, ?, ?, 'held', ?, ?, ?)")))
             return LF_EIO;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, unit, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 3, locker, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, unit, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, locker, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, time_of(d, "from"));
         sqlite3_bind_int64(st, 5, time_of(d, "to"));
         sqlite3_bind_int64(st, 6, time_of(d, "hold_expires_at"));
@@ -115,7 +113,7 @@ static int apply_booking(sqlite3 *db, const lf_event *ev, json_t *d)
         const char *to = str(d, "to_locker");
         if (!to || !(st = prep(db, "UPDATE taken SET locker = ?2 WHERE id = ?1")))
             return to ? LF_EIO : 0;
-        sqlite3_bind_text(st, 2, to, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
     } else if (strcmp(t, "ConflictDetected") == 0) {
         const char *rental = str(d, "rental_id"), *locker = str(d, "locker");
         int64_t from = time_of(d, "from"), to = time_of(d, "to");
@@ -123,16 +121,16 @@ static int apply_booking(sqlite3 *db, const lf_event *ev, json_t *d)
         if (!(st = prep(db, "INSERT OR IGNORE INTO taken(id, unit, locker, kind, from_ms, to_ms)"
                             " VALUES('rental:' || ?, ?, ?, 'rental', ?, ?)")))
             return LF_EIO;
-        sqlite3_bind_text(st, 1, rental, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, unit, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 3, locker, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 1, rental, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, unit, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, locker, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, from);
         sqlite3_bind_int64(st, 5, to);
         return run(db, st);
     } else {
         return 0;
     }
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     return run(db, st);
 }
 
@@ -155,4 +153,4 @@ out:
     return rc;
 }
 
-const lf_projection_def lf_proj_availability = {"availability", 1, schema, apply, NULL};
+const lf_projection_def lf_proj_availability = {"availability", 1, schema, apply, NULL, NULL};

@@ -41,23 +41,24 @@ static int64_t time_of(json_t *d, const char *k)
     return ms;
 }
 
-/* Runs sql with the bound values: 's' text (NULL binds NULL), 'i' int64. */
+/* Runs sql (a string literal: the runner caches its prepared statement by
+ * pointer) with the bound values: 's' text (NULL binds NULL), 'i' int64. */
 static int exec(sqlite3 *db, const char *sql, const char *fmt, ...)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = lf_projection_stmt(db, sql);
     va_list ap;
     int rc = LF_EIO;
 
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    if (!st) {
         lf_err_set("reservations projection: %s", sqlite3_errmsg(db));
-        goto out;
+        return LF_EIO;
     }
     va_start(ap, fmt);
     for (int i = 0; fmt[i]; i++) {
         if (fmt[i] == 's') {
             const char *v = va_arg(ap, const char *);
             if (v)
-                sqlite3_bind_text(st, i + 1, v, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, i + 1, v, -1, SQLITE_STATIC); /* stepped before return */
             else
                 sqlite3_bind_null(st, i + 1);
         } else {
@@ -71,7 +72,7 @@ static int exec(sqlite3 *db, const char *sql, const char *fmt, ...)
     }
     rc = 0;
 out:
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return rc;
 }
 
@@ -168,4 +169,4 @@ out:
     return rc;
 }
 
-const lf_projection_def lf_proj_reservations = {"reservations", 1, schema, apply, NULL};
+const lf_projection_def lf_proj_reservations = {"reservations", 1, schema, apply, NULL, NULL};

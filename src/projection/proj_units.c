@@ -172,4 +172,4 @@ out:
     return rc;
 }
 
-const lf_projection_def lf_proj_units = {"units", 1, schema, apply, NULL};
+const lf_projection_def lf_proj_units = {"units", 1, schema, apply, NULL, NULL};

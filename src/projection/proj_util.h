@@ -11,6 +11,19 @@
 /* Steps a prepared statement to completion: 0 or LF_EIO (detail set). */
 int lf_proj_step(sqlite3 *db, sqlite3_stmt *st);
 
+/* The integer value of the top-level member key of a JSON object text, read
+ * without building a jansson tree (the hot path of projections that need
+ * one number from an event). Event data in the log is a valid JSON object
+ * without duplicate keys (lf_store_append validates it), which this relies
+ * on. 1: *out set (key present, an integer jansson would read as one);
+ * 0: key absent or not an integer; -1: not decided here (escaped keys,
+ * integers of 19+ digits, unexpected bytes): parse with jansson instead. */
+int lf_proj_json_i64(const char *json, const char *key, int64_t *out);
+
+/* "YYYY-MM-DD" (UTC) of ms into day[11], exactly the first ten characters
+ * of lf_time_format(ms); the last day formatted is cached per thread. */
+void lf_proj_day(int64_t ms, char day[11]);
+
 /* The part of stream after prefix ("unit-" ...), or NULL. */
 static inline const char *lf_proj_stream_tail(const char *stream, const char *prefix)
 {

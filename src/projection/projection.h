@@ -38,6 +38,13 @@ typedef struct {
      * not care about must return 0 quickly. */
     int (*apply)(sqlite3 *db, const lf_event *ev, void *ctx);
     void *ctx;
+    /* Optional, for a projection that sums rows in memory across a batch
+     * instead of writing each event: called on the thread and inside the
+     * transaction of the applies, after the last one — with commit = 1
+     * before the checkpoint is written and the transaction commits (write
+     * what was buffered; an error rolls the batch back), with commit = 0
+     * when the batch is rolled back (drop it). */
+    int (*end)(sqlite3 *db, void *ctx, int commit);
 } lf_projection_def;
 
 /* The projections of the hub (defined in proj_*.c). */

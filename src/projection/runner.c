@@ -41,6 +41,12 @@
 #include <unistd.h>
 
 #define LIVE_BATCH 2000
+/* Live, under a steady stream of appends: after a batch, wait this long
+ * before reading the next one unless a reader waits for a position
+ * (lf_projections_wait), so that a busy log costs each projection at
+ * most ~500 transactions (and wake-ups) a second instead of one per
+ * store commit. The first event after a quiet spell is applied at once. */
+#define LIVE_COALESCE_MS 2
 #define REBUILD_BATCH 20000
 #define REBUILD_COMMIT_EVENTS 100000
 #define READERS_IDLE_MAX 16
@@ -131,6 +137,7 @@ struct proj {
     int64_t position; /* checkpoint of the current generation */
     int64_t saved;    /* position last written to the file (apply_mu) */
     int paused;       /* current file's version is stale: wait for rebuild */
+    int waiters;      /* threads in lf_projections_wait */
     int failed;
     char error[256];
     struct reader readers[READERS_MAX];
@@ -341,9 +348,18 @@ static int apply_batch(sqlite3 *db, struct stmt_cache *cache, const lf_projectio
             snprintf(detail, sizeof detail, "%s", lf_err_get());
             lf_err_set("%s at position %lld (%s): %s", def->name, (long long)ev[i].position,
                        ev[i].type, detail[0] ? detail : sqlite3_errmsg(db));
+            if (def->end) def->end(db, def->ctx, 0);
             exec(db, "ROLLBACK");
             goto out;
         }
+    }
+    if (def->end && (rc = def->end(db, def->ctx, 1))) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", lf_err_get());
+        lf_err_set("%s at position %lld: %s", def->name, n ? (long long)ev[n - 1].position : 0LL,
+                   detail[0] ? detail : sqlite3_errmsg(db));
+        exec(db, "ROLLBACK");
+        goto out;
     }
     int write = n && (!saved || sqlite3_total_changes64(db) != changes ||
                       ev[n - 1].position - *saved >= CKPT_LAG_EVENTS);
@@ -500,6 +516,13 @@ static int rebuild_fill(lf_store *store, const char *path, const lf_projection_d
             pos = l.ev[l.n - 1].position;
             got += l.n;
             if (delay) break; /* tests: small committed steps */
+        }
+        if (def->end && rc) {
+            def->end(db, def->ctx, 0);
+        } else if (def->end && (rc = def->end(db, def->ctx, 1))) {
+            char detail[512];
+            snprintf(detail, sizeof detail, "%s", lf_err_get());
+            lf_err_set("%s at position %lld: %s", def->name, (long long)pos, detail);
         }
         tls_cache = NULL;
         if (rc == 0 && got) rc = meta_set(db, "position", pos);
@@ -736,15 +759,17 @@ static void *live_thread(void *arg)
     struct lf_projections *ps = p->owner;
     lf_event_list l;
     lf_event_list_init(&l);
+    int busy = 0; /* the last read found events, fewer than a full batch */
     while (!atomic_load(&ps->stop)) {
         pthread_mutex_lock(&p->mu);
         int64_t pos = p->position;
-        int idle = p->paused || p->failed;
+        int idle = p->paused || p->failed, waiters = p->waiters;
         pthread_mutex_unlock(&p->mu);
         if (idle) {
             lf_sleep_ms(100);
             continue;
         }
+        if (busy && !waiters) lf_sleep_ms(LIVE_COALESCE_MS);
         lf_event_list_clear(&l);
         int rc = lf_store_read_all(ps->store, pos, LIVE_BATCH, &l);
         if (rc) {
@@ -753,6 +778,7 @@ static void *live_thread(void *arg)
             lf_sleep_ms(500);
             continue;
         }
+        busy = l.n > 0 && l.n < LIVE_BATCH;
         if (l.n == 0) {
             lf_store_wait(ps->store, pos, 250);
             continue;
@@ -937,6 +963,7 @@ int lf_projections_wait(lf_projections *ps, const char *name, int64_t pos, int t
     lf_abstime_us((int64_t)timeout_ms * 1000, &ts);
     int rc = 0;
     pthread_mutex_lock(&p->mu);
+    p->waiters++;
     while (p->position < pos && !atomic_load(&ps->stop)) {
         if (pthread_cond_timedwait(&p->cond, &p->mu, &ts) == ETIMEDOUT) {
             rc = p->position >= pos ? 0 : LF_ETIMEDOUT;
@@ -944,6 +971,7 @@ int lf_projections_wait(lf_projections *ps, const char *name, int64_t pos, int t
         }
     }
     if (p->position < pos && rc == 0) rc = LF_ETIMEDOUT;
+    p->waiters--;
     pthread_mutex_unlock(&p->mu);
     return rc;
 }

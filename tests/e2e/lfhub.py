@@ -15,6 +15,7 @@ reuses a data dir (e.g. to restart after kill()). LF_BIN names the binary
 """
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -98,6 +99,9 @@ class Hub:
         if self.admin_token:
             args += ["--admin-token", self.admin_token]
         args += self.extra_args
+        # LF_HUB_ARGS: flags added to every hub the tests start, e.g. the
+        # whole suite against --http-threads 2
+        args += shlex.split(os.environ.get("LF_HUB_ARGS", ""))
         self.stderr_path = os.path.join(self.data_dir, "hub.stderr.log")
         self.stderr_file = open(self.stderr_path, "ab")
         env = dict(os.environ)

@@ -2,9 +2,12 @@
  * test_projection_runner.c — the projection runner: catch-up then live,
  * checkpoint with the rows, wait for a position, rebuild while live with
  * an equal digest, version bump rebuilds at start, a failing apply stops
- * only its projection.
+ * only its projection; the end hook (sums kept in memory per batch) and
+ * the revenue projection built on it.
  */
 #include "projection/projection.h"
+
+#include <stdint.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,9 +37,10 @@ static int fail_apply(sqlite3 *db, const lf_event *ev, void *ctx)
 }
 
 static const char schema[] = "CREATE TABLE ticks(stream TEXT PRIMARY KEY, n INTEGER NOT NULL);";
-static const lf_projection_def counter_v1 = {"counter", 1, schema, count_apply, NULL};
-static const lf_projection_def counter_v2 = {"counter", 2, schema, count_apply, NULL};
-static const lf_projection_def fragile = {"fragile", 1, "CREATE TABLE x(a);", fail_apply, NULL};
+static const lf_projection_def counter_v1 = {"counter", 1, schema, count_apply, NULL, NULL};
+static const lf_projection_def counter_v2 = {"counter", 2, schema, count_apply, NULL, NULL};
+static const lf_projection_def fragile = {"fragile",  1,    "CREATE TABLE x(a);",
+                                          fail_apply, NULL, NULL};
 
 struct fx {
     char dir[64];
@@ -208,6 +212,144 @@ static void test_failure_is_contained(void **state)
     lf_projections_stop(p);
 }
 
+/* A projection that counts Ticks in memory and writes the count in end():
+ * a Poison event fails its batch, whose buffered count must be dropped. */
+static __thread int64_t buffered;
+
+static int buffer_apply(sqlite3 *db, const lf_event *ev, void *ctx)
+{
+    (void)db;
+    (void)ctx;
+    if (strcmp(ev->type, "Poison") == 0) return LF_EINVAL;
+    if (strcmp(ev->type, "Tick") == 0) buffered++;
+    return 0;
+}
+
+static int buffer_end(sqlite3 *db, void *ctx, int commit)
+{
+    (void)ctx;
+    int64_t n = buffered;
+    buffered = 0;
+    if (!commit || n == 0) return 0;
+    sqlite3_stmt *st = lf_projection_stmt(db, "INSERT INTO ticks(stream, n) VALUES ('all', ?)"
+                                              " ON CONFLICT(stream) DO UPDATE SET n = n + ?1");
+    if (!st) return LF_EIO;
+    sqlite3_bind_int64(st, 1, n);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : LF_EIO;
+    sqlite3_reset(st);
+    return rc;
+}
+
+static const lf_projection_def buffering = {"counter", 1, schema, buffer_apply, NULL, buffer_end};
+
+static void test_end_hook(void **state)
+{
+    struct fx *f = *state;
+    int64_t last = append_ticks(f->st, "a", 250);
+    const lf_projection_def *defs[] = {&buffering};
+    lf_projections *p = lf_projections_start(f->st, f->dir, defs, 1);
+    assert_non_null(p);
+    assert_int_equal(lf_projections_wait(p, "counter", last, 20000), 0);
+    assert_int_equal(ticks(p, "all"), 250);
+    /* live batches, then a poison one: the events before it count once */
+    last = append_ticks(f->st, "b", 3);
+    assert_int_equal(lf_projections_wait(p, "counter", last, 20000), 0);
+    assert_int_equal(ticks(p, "all"), 253);
+    lf_event_in evs[4] = {{.type = "Tick", .data = "{}"},
+                          {.type = "Tick", .data = "{}"},
+                          {.type = "Poison", .data = "{}"},
+                          {.type = "Tick", .data = "{}"}};
+    lf_append_result r;
+    assert_int_equal(lf_store_append(f->st, "z", LF_EXPECT_ANY, evs, 4, &r), 0);
+    json_t *s = NULL;
+    for (int i = 0; i < 200; i++) {
+        json_decref(s);
+        s = status_of(p, "counter");
+        if (strcmp(json_string_value(json_object_get(s, "state")), "failed") == 0) break;
+        lf_sleep_ms(50);
+    }
+    assert_string_equal(json_string_value(json_object_get(s, "state")), "failed");
+    assert_int_equal(json_integer_value(json_object_get(s, "position")), r.last_position - 2);
+    json_decref(s);
+    assert_int_equal(ticks(p, "all"), 255);
+    lf_projections_stop(p);
+}
+
+static int64_t revenue_cell(lf_projections *p, const char *unit, const char *day, const char *col)
+{
+    sqlite3 *db = lf_projection_reader(p, "revenue");
+    assert_non_null(db);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT %s FROM revenue WHERE unit = ? AND day = ?", col);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, unit, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, day, -1, SQLITE_STATIC);
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    lf_projection_reader_put(p, "revenue", db);
+    return v;
+}
+
+static int64_t append_one(lf_store *st, const char *stream, const char *type, const char *data,
+                          int64_t time_ms)
+{
+    lf_event_in ev = {.type = type, .data = data, .time_ms = time_ms};
+    lf_append_result r;
+    assert_int_equal(lf_store_append(st, stream, LF_EXPECT_ANY, &ev, 1, &r), 0);
+    return r.last_position;
+}
+
+static void test_revenue(void **state)
+{
+    struct fx *f = *state;
+    const int64_t d1 = 1790000000000LL; /* 2026-09-21T14:13:20Z */
+    const int64_t d0 = d1 - 86400000LL;
+    const char *u1 = "unitlog-u1";
+    for (int i = 0; i < 3; i++)
+        append_one(f->st, u1, "PaymentSucceeded", "{\"rental_id\":\"r\",\"amount_cents\":100}", d1);
+    append_one(f->st, u1, "PaymentSucceeded", "{\"amount_cents\":-40,\"x\":[1,{\"y\":\"}\"}]}", d1);
+    append_one(f->st, u1, "PaymentSucceeded", "{\"amount_cents\":7}", d0);
+    /* not counted: a real, absent, only nested, a string; another type */
+    append_one(f->st, u1, "PaymentSucceeded", "{\"amount_cents\":1.5}", d1);
+    append_one(f->st, u1, "PaymentSucceeded", "{\"currency\":\"EUR\"}", d1);
+    append_one(f->st, u1, "PaymentSucceeded", "{\"m\":{\"amount_cents\":5}}", d1);
+    append_one(f->st, u1, "PaymentSucceeded", "{\"s\":\"amount_cents\",\"amount_cents\":\"9\"}",
+               d1);
+    append_one(f->st, u1, "PaymentStarted", "{\"amount_cents\":1000}", d1);
+    /* an escaped key: decided by jansson, counted */
+    append_one(f->st, u1, "PaymentSucceeded", "{\"amount\\u005fcents\":3}", d1);
+    append_one(f->st, "bookings-u1", "ReservationConfirmed", "{\"amount_cents\":900}", d1);
+    append_one(f->st, "bookings-u1", "RefundIssued", "{\"amount_cents\":300}", d1);
+    int64_t last = append_one(f->st, "unitlog-u2", "PaymentSucceeded", "{\"amount_cents\":50}", d1);
+    const lf_projection_def *defs[] = {&lf_proj_revenue};
+    lf_projections *p = lf_projections_start(f->st, f->dir, defs, 1);
+    assert_non_null(p);
+    assert_int_equal(lf_projections_wait(p, "revenue", last, 20000), 0);
+    assert_int_equal(revenue_cell(p, "u1", "2026-09-21", "walkup_cents"), 263);
+    assert_int_equal(revenue_cell(p, "u1", "2026-09-21", "walkup_count"), 5);
+    assert_int_equal(revenue_cell(p, "u1", "2026-09-20", "walkup_cents"), 7);
+    assert_int_equal(revenue_cell(p, "u1", "2026-09-20", "walkup_count"), 1);
+    assert_int_equal(revenue_cell(p, "u1", "2026-09-21", "reservation_cents"), 900);
+    assert_int_equal(revenue_cell(p, "u1", "2026-09-21", "reservation_count"), 1);
+    assert_int_equal(revenue_cell(p, "u1", "2026-09-21", "refund_cents"), 300);
+    assert_int_equal(revenue_cell(p, "u2", "2026-09-21", "walkup_cents"), 50);
+    /* live: the same rows grow */
+    last = append_one(f->st, "unitlog-u2", "PaymentSucceeded", "{\"amount_cents\":25}", d1);
+    assert_int_equal(lf_projections_wait(p, "revenue", last, 20000), 0);
+    assert_int_equal(revenue_cell(p, "u2", "2026-09-21", "walkup_cents"), 75);
+    assert_int_equal(revenue_cell(p, "u2", "2026-09-21", "walkup_count"), 2);
+    char live[65], rebuilt[65];
+    assert_int_equal(lf_projection_digest(p, "revenue", live), 0);
+    lf_projections_stop(p);
+    /* a rebuild (one batch) gives the same tables as the live batches */
+    assert_int_equal(lf_projection_rebuild_offline(f->st, f->dir, &lf_proj_revenue), 0);
+    p = lf_projections_start(f->st, f->dir, defs, 1);
+    assert_int_equal(lf_projection_digest(p, "revenue", rebuilt), 0);
+    assert_string_equal(live, rebuilt);
+    lf_projections_stop(p);
+}
+
 int main(void)
 {
     lf_init();
@@ -217,6 +359,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rebuild_while_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_bump_rebuilds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_is_contained, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_end_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revenue, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

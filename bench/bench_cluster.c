@@ -494,13 +494,23 @@ static int run_count(int k, const char *base_url, const char *tag, pid_t server_
     /* presence */
     if (register_units(&c, uu, (size_t)units, "cp", "poll", resp_port)) goto out;
     double iv = atof(ping_interval);
-    /* warm-up: every node has read them from the log, 3 full rounds were
-     * answered (the first pings open connections and write UnitCameOnline)
-     * and 2 s more; at most 60 s */
+    /* warm-up: 3 full rounds were answered (the first pings open
+     * connections), the owners have written every UnitCameOnline (the log
+     * stopped growing for 2 s: /healthz "position") and 2 s more; at most
+     * 120 s */
     long long w0 = atomic_load(g_pings);
-    for (int64_t until = lf_mono_ms() + 60000;
-         atomic_load(g_pings) - w0 < 3 * units && lf_mono_ms() < until;)
-        lf_sleep_ms(100);
+    int64_t until = lf_mono_ms() + 120000, last = -1, stable_since = lf_mono_ms();
+    while (lf_mono_ms() < until) {
+        json_t *hz = get_json(c.url[0], "/healthz");
+        int64_t pos = (int64_t)json_integer_value(json_object_get(hz, "position"));
+        json_decref(hz);
+        if (pos != last) {
+            last = pos;
+            stable_since = lf_mono_ms();
+        }
+        if (atomic_load(g_pings) - w0 >= 3 * units && lf_mono_ms() - stable_since >= 2000) break;
+        lf_sleep_ms(250);
+    }
     lf_sleep_ms(2000);
     long long p0 = atomic_load(g_pings);
     h0 = hubs_cpu(&c);

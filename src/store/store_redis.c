@@ -29,6 +29,8 @@
  * the server runs without AOF or with a weaker appendfsync.
  *
  * Threads: a pool of connections (hiredis contexts are single-threaded).
+ * read_all goes through lf_tail (store_tail.c): the process's readers at
+ * the top of the log share one query.
  * wait(): a listener thread blocks in XREAD on the log and publishes the
  * new head to waiters.
  */
@@ -45,6 +47,8 @@
 
 #define POOL 8
 #define PREFIX_MAX 64
+#define TAIL_EVENTS 8192              /* lf_tail: newest events kept in memory */
+#define TAIL_BYTES (16 * 1024 * 1024) /* and at most about this much text */
 
 /* Work per event is what a plain XADD of the event costs plus one hash
  * field: the ids are looked up with one HMGET per 1,000 (not one HEXISTS
@@ -202,6 +206,7 @@ typedef struct {
     rd_slot pool[POOL];
     int closing;
     int64_t head;
+    lf_tail *tail; /* read_all of the newest events, shared by our readers */
     pthread_t listener;
     int listener_started;
 } rd_store;
@@ -457,6 +462,7 @@ static int rd_open(const char *url, void **impl, char *err, size_t errlen)
     pthread_mutex_init(&s->lock, NULL);
     lf_slots_init(&s->slots, &s->lock, &s->closing, POOL);
     pthread_cond_init(&s->head_cond, NULL);
+    s->tail = lf_tail_new(TAIL_EVENTS, TAIL_BYTES);
     int rc = parse_url(s, url, err, errlen);
     if (rc) goto fail;
     if ((rc = rd_connect(s, &s->pool[0].c)) ||
@@ -503,6 +509,7 @@ static void rd_close(void *impl)
     pthread_mutex_destroy(&s->lock);
     lf_slots_destroy(&s->slots);
     pthread_cond_destroy(&s->head_cond);
+    lf_tail_free(s->tail);
     free(s);
 }
 
@@ -671,7 +678,7 @@ out:
     return rc;
 }
 
-static int rd_read_all(void *impl, int64_t after, size_t max, lf_event_list *out)
+static int rd_read_all_server(void *impl, int64_t after, size_t max, lf_event_list *out)
 {
     rd_store *s = impl;
     char from[32], cnt[24];
@@ -702,6 +709,14 @@ static int rd_read_all(void *impl, int64_t after, size_t max, lf_event_list *out
     if (r) freeReplyObject(r);
     conn_put(s, idx);
     return rc;
+}
+
+/* Through the shared tail: the hub's readers at the top of the log share
+ * one query (store_tail.c). */
+static int rd_read_all(void *impl, int64_t after, size_t max, lf_event_list *out)
+{
+    rd_store *s = impl;
+    return lf_tail_read_all(s->tail, after, max, out, rd_read_all_server, s);
 }
 
 static int rd_head(void *impl, int64_t *pos)

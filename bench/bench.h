@@ -13,4 +13,7 @@ int lf_bench_store(int argc, char **argv);
 /* One store backend (postgres/redis/nats) vs its raw engine, same run. */
 int lf_bench_backend(int argc, char **argv);
 
+/* Presence and ingestion served by 1 hub node, then 3, on one store. */
+int lf_bench_cluster(int argc, char **argv);
+
 #endif

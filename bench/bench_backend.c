@@ -8,11 +8,19 @@
  * concurrent appenders (each on its own streams, own connection).
  *
  *   ours      lf_store_append with the exact expected version
- *   postgres  raw: one multi-row INSERT per batch (its own transaction) into
- *             a naive table lf_raw.events(stream text, version int,
- *             data bytea, UNIQUE(stream, version)), libpq, binary data
+ *   postgres  raw: one multi-row INSERT per batch (its own transaction),
+ *             libpq, into a plain event table (--raw event, the default):
+ *             lf_raw.events(position bigserial PRIMARY KEY, id uuid UNIQUE,
+ *             stream, version, type, time, data text, meta text,
+ *             UNIQUE(stream, version)) — the same events (the same fields,
+ *             the same ids generated per event) and the keys any event
+ *             table needs, without our checks, lock and ordering; or
+ *             (--raw narrow, the first peer) lf_raw.events(stream text,
+ *             version int, data bytea, UNIQUE(stream, version)), binary data
  *   redis     raw: the batch's B XADDs to "lfraw:<stream>", pipelined
- *             (hiredis), then the B replies
+ *             (hiredis), then the B replies; --raw event: each entry holds
+ *             the event's fields (i s v t tm d m, like our log entries);
+ *             --raw narrow: "type DoorClosed data D"
  *   nats      raw: js_PublishAsync of the batch's B messages to a plain
  *             JetStream stream LFRAW (file storage, subject per stream) +
  *             js_PublishAsyncComplete (so each batch is acknowledged, like
@@ -20,11 +28,17 @@
  *
  * Each run does: ours x1, raw x1, ours xT, raw xT, interleaved so noise
  * hits both; --runs R (default 3) and the medians and their ratios are
- * printed. Every run writes new streams (names carry the run), so versions
- * start at 0 and nothing collides.
+ * printed. With --server-pid (default: the first line of
+ * $LF_TEST_SERVER_PIDFILE, which scripts/with-server.sh sets) the server's
+ * CPU time (its process and children) per event is printed too, and this
+ * process's: on a loaded machine those hold better than wall-clock rates.
+ * Every run writes new streams (names carry the run and a tag of this
+ * invocation), so versions start at 0 and nothing collides, also on a
+ * server reused between invocations.
  */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "bench_util.h"
 #include "cli/cli.h"
 #include "store/store.h"
 
@@ -54,6 +68,9 @@ enum engine { E_POSTGRES, E_REDIS, E_NATS };
 static char *g_pool[POOL_N];
 static enum engine g_engine;
 static const char *g_url;
+static int g_raw_event = 1; /* --raw event (1) | narrow (0) */
+static pid_t g_server_pid;
+static unsigned g_tag; /* per invocation: a reused server's streams never collide */
 
 static void make_pool(void)
 {
@@ -183,11 +200,19 @@ static int raw_setup(void)
     switch (g_engine) {
     case E_POSTGRES: {
 #ifdef LF_HAVE_POSTGRES
-        PGresult *r = PQexec(c.pg, "SET client_min_messages TO warning;"
-                                   "DROP SCHEMA IF EXISTS lf_raw CASCADE; CREATE SCHEMA lf_raw;"
-                                   "CREATE TABLE lf_raw.events(stream text NOT NULL,"
-                                   " version int NOT NULL, data bytea NOT NULL,"
-                                   " UNIQUE(stream, version))");
+        PGresult *r =
+            PQexec(c.pg, g_raw_event ? "SET client_min_messages TO warning;"
+                                       "DROP SCHEMA IF EXISTS lf_raw CASCADE; CREATE SCHEMA lf_raw;"
+                                       "CREATE TABLE lf_raw.events(position bigserial PRIMARY KEY,"
+                                       " id uuid NOT NULL UNIQUE, stream text NOT NULL,"
+                                       " version bigint NOT NULL, type text NOT NULL,"
+                                       " time bigint NOT NULL, data text NOT NULL,"
+                                       " meta text NOT NULL, UNIQUE(stream, version))"
+                                     : "SET client_min_messages TO warning;"
+                                       "DROP SCHEMA IF EXISTS lf_raw CASCADE; CREATE SCHEMA lf_raw;"
+                                       "CREATE TABLE lf_raw.events(stream text NOT NULL,"
+                                       " version int NOT NULL, data bytea NOT NULL,"
+                                       " UNIQUE(stream, version))");
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             fprintf(stderr, "bench backend: raw schema: %s", PQerrorMessage(c.pg));
             rc = -1;
@@ -225,12 +250,55 @@ static int raw_setup(void)
     return rc;
 }
 
+#ifdef LF_HAVE_POSTGRES
+/* --raw event: the same events as ours (id, stream, version, type, time,
+ * data, meta; ids generated here like the backend does) in one multi-row
+ * INSERT, text parameters. */
+static int raw_pg_event_batch(raw_conn *c, const char *st, int64_t v0, int64_t k0, int n)
+{
+    enum { COLS = 7 };
+    lf_buf sql;
+    lf_buf_init(&sql, 0);
+    lf_buf_printf(&sql,
+                  "INSERT INTO lf_raw.events(id, stream, version, type, time, data, meta) VALUES ");
+    const char **vals = lf_xcalloc((size_t)n * COLS, sizeof *vals);
+    char(*ids)[LF_UUID_LEN] = lf_xcalloc((size_t)n, LF_UUID_LEN);
+    char(*vers)[24] = lf_xcalloc((size_t)n, 24);
+    char tm[24];
+    snprintf(tm, sizeof tm, "%lld", (long long)lf_now_ms());
+    for (int i = 0; i < n; i++) {
+        int b = COLS * i;
+        lf_buf_printf(&sql, "%s($%d,$%d,$%d,$%d,$%d,$%d,$%d)", i ? "," : "", b + 1, b + 2, b + 3,
+                      b + 4, b + 5, b + 6, b + 7);
+        lf_uuid_v7(ids[i]);
+        snprintf(vers[i], 24, "%lld", (long long)(v0 + 1 + i));
+        vals[b] = ids[i];
+        vals[b + 1] = st;
+        vals[b + 2] = vers[i];
+        vals[b + 3] = "DoorClosed";
+        vals[b + 4] = tm;
+        vals[b + 5] = g_pool[(k0 + i) % POOL_N];
+        vals[b + 6] = "{}";
+    }
+    PGresult *r = PQexecParams(c->pg, sql.data, n * COLS, NULL, vals, NULL, NULL, 0);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc) fprintf(stderr, "bench backend: raw insert: %s", PQerrorMessage(c->pg));
+    PQclear(r);
+    free(vals);
+    free(ids);
+    free(vers);
+    lf_buf_free(&sql);
+    return rc;
+}
+#endif
+
 /* Appends events k0.. (n of them) as versions v0+1.. of stream st. */
 static int raw_batch(raw_conn *c, const char *st, int64_t v0, int64_t k0, int n)
 {
     switch (g_engine) {
     case E_POSTGRES: {
 #ifdef LF_HAVE_POSTGRES
+        if (g_raw_event) return raw_pg_event_batch(c, st, v0, k0, n);
         lf_buf sql;
         lf_buf_init(&sql, 0);
         lf_buf_printf(&sql, "INSERT INTO lf_raw.events(stream, version, data) VALUES ");
@@ -263,11 +331,20 @@ static int raw_batch(raw_conn *c, const char *st, int64_t v0, int64_t k0, int n)
     }
     case E_REDIS: {
 #ifdef LF_HAVE_REDIS
-        char key[96];
+        char key[96], id[LF_UUID_LEN], ver[24], tm[24];
         snprintf(key, sizeof key, "lfraw:%s", st);
-        for (int i = 0; i < n; i++)
-            redisAppendCommand(c->rd, "XADD %s * type DoorClosed data %s", key,
-                               g_pool[(k0 + i) % POOL_N]);
+        snprintf(tm, sizeof tm, "%lld", (long long)lf_now_ms());
+        for (int i = 0; i < n; i++) {
+            if (!g_raw_event) {
+                redisAppendCommand(c->rd, "XADD %s * type DoorClosed data %s", key,
+                                   g_pool[(k0 + i) % POOL_N]);
+                continue;
+            }
+            lf_uuid_v7(id);
+            snprintf(ver, sizeof ver, "%lld", (long long)(v0 + 1 + i));
+            redisAppendCommand(c->rd, "XADD %s * i %s s %s v %s t DoorClosed tm %s d %s m {}", key,
+                               id, st, ver, tm, g_pool[(k0 + i) % POOL_N]);
+        }
         int rc = 0;
         for (int i = 0; i < n; i++) {
             redisReply *rep = NULL;
@@ -344,7 +421,7 @@ static void *worker_main(void *p)
     int64_t done = 0, k = w->thread * 7919, j = 0;
     while (done < w->events && !w->failed) {
         int64_t li = j++ % mine, si = w->thread + li * w->nthreads;
-        snprintf(st, sizeof st, "r%d%c-unit-%05lld", w->run, w->tag, (long long)si);
+        snprintf(st, sizeof st, "%x-r%d%c-unit-%05lld", g_tag, w->run, w->tag, (long long)si);
         int n = (int)(w->events - done < w->batch ? w->events - done : w->batch);
         if (w->s) {
             for (int i = 0; i < n; i++)
@@ -369,12 +446,15 @@ static void *worker_main(void *p)
     return NULL;
 }
 
-/* Events/s of nthreads appenders doing `events` in all; 0 on failure. */
+/* Events/s of nthreads appenders doing `events` in all; 0 on failure.
+ * cpu[0], cpu[1]: server and client CPU µs per event (-1: unknown). */
 static double phase(lf_store *s, int run, char tag, int nthreads, int batch, int64_t events,
-                    int64_t nstreams)
+                    int64_t nstreams, double cpu[2])
 {
     pthread_t th[MAX_THREADS];
     worker w[MAX_THREADS];
+    double sc0 = g_server_pid > 0 ? lf_bench_tree_cpu_s(g_server_pid) : -1;
+    double cc0 = lf_bench_self_cpu_s();
     int64_t t0 = lf_mono_us();
     for (int i = 0; i < nthreads; i++) {
         w[i] = (worker){.s = s,
@@ -393,6 +473,9 @@ static double phase(lf_store *s, int run, char tag, int nthreads, int batch, int
         failed |= w[i].failed;
     }
     double secs = (double)(lf_mono_us() - t0) / 1e6;
+    double sc1 = g_server_pid > 0 ? lf_bench_tree_cpu_s(g_server_pid) : -1;
+    cpu[0] = sc0 >= 0 && sc1 >= 0 ? (sc1 - sc0) * 1e6 / (double)events : -1;
+    cpu[1] = (lf_bench_self_cpu_s() - cc0) * 1e6 / (double)events;
     return failed || secs <= 0 ? 0 : (double)events / secs;
 }
 
@@ -414,9 +497,13 @@ static const char *raw_what(void)
 {
     switch (g_engine) {
     case E_POSTGRES:
-        return "multi-row INSERT, 1 txn/batch";
+        return g_raw_event
+                   ? "multi-row INSERT of the same events (id, stream, version, type, time, "
+                     "data, meta) into a plain event table, 1 txn/batch"
+                   : "narrow: multi-row INSERT (stream, version, data bytea), 1 txn/batch";
     case E_REDIS:
-        return "pipelined XADD";
+        return g_raw_event ? "pipelined XADD of the same events (i s v t tm d m fields)"
+                           : "narrow: pipelined XADD type DoorClosed data D";
     case E_NATS:
         return "js_PublishAsync + Complete/batch";
     }
@@ -425,7 +512,8 @@ static const char *raw_what(void)
 
 int lf_bench_backend(int argc, char **argv)
 {
-    const char *url = NULL;
+    const char *url = NULL, *raw = "event";
+    int64_t server_pid = 0;
     int64_t events = 20000, batch = 100, nstreams = 1000, threads = 8, runs = 3;
     const lf_opt opts[] = {
         {"store", LF_OPT_STR, &url, "store URL: postgres://, redis:// or nats:// (required)"},
@@ -434,11 +522,16 @@ int lf_bench_backend(int argc, char **argv)
         {"streams", LF_OPT_INT, &nstreams, "streams the batches go round robin over (1000)"},
         {"threads", LF_OPT_INT, &threads, "concurrent appenders in the second phase (8)"},
         {"runs", LF_OPT_INT, &runs, "runs; medians are reported (default 3)"},
+        {"raw", LF_OPT_STR, &raw,
+         "raw peer: event (the same events, default) or narrow (stream, version, data only)"},
+        {"server-pid", LF_OPT_INT, &server_pid,
+         "server PID for CPU per event (default: $LF_TEST_SERVER_PIDFILE's first line)"},
         {NULL, 0, NULL, NULL},
     };
-    int rc = lf_opts_parse("lockerfleet bench backend --store URL [--events N] [--batch B] "
-                           "[--streams S] [--threads T] [--runs R]",
-                           opts, argc, argv, NULL, 0, NULL);
+    int rc = lf_opts_parse(
+        "lockerfleet bench backend --store URL [--events N] [--batch B] "
+        "[--streams S] [--threads T] [--runs R] [--raw event|narrow] [--server-pid PID]",
+        opts, argc, argv, NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : 2;
     if (!url || events < 1 || batch < 1 || batch > 10000 || nstreams < 1 || threads < 1 ||
         threads > MAX_THREADS || runs < 1 || runs > MAX_RUNS) {
@@ -458,7 +551,24 @@ int lf_bench_backend(int argc, char **argv)
         fprintf(stderr, "lockerfleet bench backend: postgres://, redis:// or nats:// only\n");
         return 2;
     }
+    if (strcmp(raw, "event") == 0)
+        g_raw_event = 1;
+    else if (strcmp(raw, "narrow") == 0)
+        g_raw_event = 0;
+    else {
+        fprintf(stderr, "lockerfleet bench backend: --raw event or narrow\n");
+        return 2;
+    }
+    const char *pf = getenv("LF_TEST_SERVER_PIDFILE");
+    if (server_pid <= 0 && pf) {
+        FILE *f = fopen(pf, "r");
+        long long v = 0;
+        if (f && fscanf(f, "%lld", &v) == 1) server_pid = v;
+        if (f) fclose(f);
+    }
+    g_server_pid = (pid_t)server_pid;
     g_url = url;
+    g_tag = (unsigned)(lf_now_ms() & 0xffffffff) ^ (unsigned)getpid();
     make_pool();
     lf_store *s = NULL;
     char err[512];
@@ -476,13 +586,15 @@ int lf_bench_backend(int argc, char **argv)
            (long long)nstreams, (long long)threads, (long long)runs, sysconf(_SC_NPROCESSORS_ONLN));
     printf("  raw engine: %s\n", raw_what());
     printf("  %-4s %14s %14s %14s %14s\n", "run", "ours x1", "raw x1", "ours xT", "raw xT");
-    double r[4][MAX_RUNS];
+    double r[4][MAX_RUNS], cs[4][MAX_RUNS], cc[4][MAX_RUNS], cpu[2];
     int failed = 0;
     for (int i = 0; i < runs && !failed; i++) {
-        r[0][i] = phase(s, i, 's', 1, (int)batch, events, nstreams);
-        r[1][i] = phase(NULL, i, 's', 1, (int)batch, events, nstreams);
-        r[2][i] = phase(s, i, 'c', (int)threads, (int)batch, events, nstreams);
-        r[3][i] = phase(NULL, i, 'c', (int)threads, (int)batch, events, nstreams);
+        for (int k = 0; k < 4; k++) {
+            r[k][i] = phase(k % 2 ? NULL : s, i, k < 2 ? 's' : 'c', k < 2 ? 1 : (int)threads,
+                            (int)batch, events, nstreams, cpu);
+            cs[k][i] = cpu[0];
+            cc[k][i] = cpu[1];
+        }
         printf("  %-4d %14.0f %14.0f %14.0f %14.0f   ev/s\n", i + 1, r[0][i], r[1][i], r[2][i],
                r[3][i]);
         fflush(stdout);
@@ -499,6 +611,17 @@ int lf_bench_backend(int argc, char **argv)
         m[k] = median(r[k], (int)runs);
     printf("  %-4s %14.0f %14.0f %14.0f %14.0f   ev/s (median of %lld)\n", "med", m[0], m[1], m[2],
            m[3], (long long)runs);
+    for (int k = 0; k < 4; k++)
+        m[k] = median(cs[k], (int)runs);
+    if (m[0] >= 0)
+        printf("  %-4s %14.1f %14.1f %14.1f %14.1f   server CPU us/event (median)\n", "srv", m[0],
+               m[1], m[2], m[3]);
+    for (int k = 0; k < 4; k++)
+        m[k] = median(cc[k], (int)runs);
+    printf("  %-4s %14.1f %14.1f %14.1f %14.1f   client CPU us/event (median; this process)\n",
+           "cli", m[0], m[1], m[2], m[3]);
+    for (int k = 0; k < 4; k++)
+        m[k] = median(r[k], (int)runs);
     printf("  ratio ours/raw, 1 appender:  %.2f  (target >= 0.70) %s\n", m[0] / m[1],
            m[0] / m[1] >= 0.7 ? "ok" : "BELOW");
     printf("  ratio ours/raw, %lld appenders: %.2f  (target >= 0.70) %s\n", (long long)threads,

@@ -1,7 +1,9 @@
 /* bench_util.c — shared pieces of the HTTP benchmarks (bench_util.h). */
 #include "bench_util.h"
 
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -54,7 +56,9 @@ pid_t lf_bench_start_hub(const char *dir, const char *store, const char *admin,
     return pid;
 }
 
-double lf_bench_proc_cpu_s(pid_t pid)
+/* utime + stime (+ cutime + cstime when children) of PID in clock ticks;
+ * *ppid its parent. -1 when unreadable. */
+static long long proc_ticks(pid_t pid, int children, pid_t *ppid)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -64,12 +68,41 @@ double lf_bench_proc_cpu_s(pid_t pid)
     fclose(f);
     buf[n] = '\0';
     char *p = strrchr(buf, ')');
+    int pp = 0;
     unsigned long ut = 0, st = 0;
+    long cut = 0, cst = 0;
     /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt
-     * majflt cmajflt utime stime (fields 3..15) */
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+     * majflt cmajflt utime stime cutime cstime (fields 3..17) */
+    if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld", &pp, &ut,
+                     &st, &cut, &cst) != 5)
         return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    if (ppid) *ppid = pp;
+    return (long long)(ut + st) + (children ? cut + cst : 0);
+}
+
+double lf_bench_proc_cpu_s(pid_t pid)
+{
+    long long t = proc_ticks(pid, 0, NULL);
+    return t < 0 ? -1 : (double)t / (double)sysconf(_SC_CLK_TCK);
+}
+
+double lf_bench_tree_cpu_s(pid_t pid)
+{
+    long long t = proc_ticks(pid, 1, NULL);
+    if (t < 0) return -1;
+    DIR *d = opendir("/proc");
+    if (!d) return -1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        long k = strtol(de->d_name, &end, 10);
+        if (*end || k <= 0 || k == pid) continue;
+        pid_t pp = 0;
+        long long c = proc_ticks((pid_t)k, 0, &pp);
+        if (c > 0 && pp == pid) t += c;
+    }
+    closedir(d);
+    return (double)t / (double)sysconf(_SC_CLK_TCK);
 }
 
 double lf_bench_self_cpu_s(void)

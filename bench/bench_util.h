@@ -20,6 +20,10 @@ pid_t lf_bench_start_hub(const char *dir, const char *store, const char *admin,
  * on a shared, loaded machine the CPU cost per event is the figure that
  * holds, wall-clock throughput does not. -1 when unreadable. */
 double lf_bench_proc_cpu_s(pid_t pid);
+/* The same for a server process and its children, live (their own
+ * times) and exited (reaped: the parent's cutime + cstime) — postgres runs
+ * one backend process per connection. -1 when unreadable. */
+double lf_bench_tree_cpu_s(pid_t pid);
 /* The same for this process. */
 double lf_bench_self_cpu_s(void);
 

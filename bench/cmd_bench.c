@@ -23,6 +23,8 @@ static const struct {
      "event store appends (batch 1..1000, group commit), read-all, catch-up vs plain SQLite"},
     {"backend", lf_bench_backend,
      "a postgres/redis/nats store backend's appends vs its raw engine (--store URL)"},
+    {"cluster", lf_bench_cluster,
+     "presence and ingestion of 1 hub node, then 3, on one shared store (--store URL)"},
     {"presence", lf_bench_presence, "one hub pinger thread (curl multi) pings N units"},
     {"ingest", lf_bench_ingest, "pushed event batches over HTTP into a real hub"},
     {"projection", lf_bench_projection,

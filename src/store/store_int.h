@@ -60,6 +60,18 @@ void lf_slots_give(lf_slots *p, int idx);
  * is given back. */
 void lf_slots_drain_locked(lf_slots *p);
 
+/* The newest events of the log in memory, shared by the readers of one
+ * store (store_tail.c): read_all through it queries the server once for
+ * all readers at the top of the log instead of once each. fetch is the
+ * backend's own read_all. At most max_events events and about max_bytes
+ * of their text are kept. */
+typedef struct lf_tail lf_tail;
+lf_tail *lf_tail_new(size_t max_events, size_t max_bytes);
+void lf_tail_free(lf_tail *t);
+int lf_tail_read_all(lf_tail *t, int64_t after, size_t max, lf_event_list *out,
+                     int (*fetch)(void *impl, int64_t after, size_t max, lf_event_list *out),
+                     void *impl);
+
 extern const lf_store_ops lf_store_sqlite_ops;
 extern const lf_store_ops lf_store_postgres_ops;
 extern const lf_store_ops lf_store_nats_ops;

@@ -29,9 +29,10 @@
  * under the same lock, so they are atomic with respect to other appenders.
  *
  * Threads: a small pool of connections (POOL), each used by one thread at
- * a time. wait(): a listener thread holds one more connection doing
- * LISTEN on a per-schema channel; lf_append NOTIFYs the new head, which
- * PostgreSQL delivers at commit.
+ * a time. read_all goes through lf_tail (store_tail.c): the process's
+ * readers at the top of the log share one query. wait(): a listener thread holds one more
+ * connection doing LISTEN on a per-schema channel; lf_append NOTIFYs the new head, which PostgreSQL
+ * delivers at commit.
  */
 #define _GNU_SOURCE
 #include "store_int.h"
@@ -46,6 +47,8 @@
 #include <time.h>
 
 #define POOL 8
+#define TAIL_EVENTS 8192              /* lf_tail: newest events kept in memory */
+#define TAIL_BYTES (16 * 1024 * 1024) /* and at most about this much text */
 #define FORMAT_VERSION "1"
 #define SCHEMA_MAX 48
 
@@ -62,7 +65,8 @@ typedef struct {
     lf_slots slots; /* which of pool[] are in use */
     pg_slot pool[POOL];
     int closing;
-    int64_t head; /* highest position seen through NOTIFY or our appends */
+    int64_t head;  /* highest position seen through NOTIFY or our appends */
+    lf_tail *tail; /* read_all of the newest events, shared by our readers */
     pthread_t listener;
     int listener_started;
     /* Appends waiting to go in the next group transaction (pg_append). */
@@ -418,6 +422,7 @@ static int pg_open(const char *url, void **impl, char *err, size_t errlen)
     pthread_cond_init(&s->head_cond, NULL);
     pthread_mutex_init(&s->glock, NULL);
     pthread_cond_init(&s->gcond, NULL);
+    s->tail = lf_tail_new(TAIL_EVENTS, TAIL_BYTES);
     int rc = parse_url(url, &s->conninfo, s->schema, err, errlen);
     if (rc) goto fail;
     snprintf(s->channel, sizeof s->channel, "lf_%s", s->schema);
@@ -469,6 +474,7 @@ static void pg_close(void *impl)
     pthread_cond_destroy(&s->head_cond);
     pthread_mutex_destroy(&s->glock);
     pthread_cond_destroy(&s->gcond);
+    lf_tail_free(s->tail);
     free(s->conninfo);
     free(s);
 }
@@ -748,7 +754,7 @@ static int pg_read_stream(void *impl, const char *stream, int64_t from_version, 
                        3, params, out);
 }
 
-static int pg_read_all(void *impl, int64_t after, size_t max, lf_event_list *out)
+static int pg_read_all_server(void *impl, int64_t after, size_t max, lf_event_list *out)
 {
     char from[24], lim[24];
     snprintf(from, sizeof from, "%lld", (long long)after);
@@ -759,6 +765,14 @@ static int pg_read_all(void *impl, int64_t after, size_t max, lf_event_list *out
                        "SELECT " EVENT_COLS " FROM lf_events WHERE position > $1"
                        " ORDER BY position LIMIT $2",
                        2, params, out);
+}
+
+/* Through the shared tail: the hub's readers at the top of the log (each
+ * projection, the fleet, the registry...) share one query (store_tail.c). */
+static int pg_read_all(void *impl, int64_t after, size_t max, lf_event_list *out)
+{
+    pg_store *s = impl;
+    return lf_tail_read_all(s->tail, after, max, out, pg_read_all_server, s);
 }
 
 static int query_i64(pg_store *s, const char *sql, const char *param, int64_t *out)

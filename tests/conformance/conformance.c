@@ -22,6 +22,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#ifdef LF_HAVE_REDIS
+#include <hiredis.h>
+#endif
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1238,6 +1241,108 @@ static void test_sqlite_corrupt_and_foreign(void **state)
     assert_int_equal(lf_store_open("sqlite:", &s, err, sizeof err), LF_EINVAL);
 }
 
+/* ---- redis: a store written by an older build --------------------------
+ * Older builds kept one stream-key entry per event ("<version>-0", p) and
+ * id index values "<position>:<version>:<stream>"; the current one writes
+ * one entry per append (p, n) and "<position>". A store holding both must
+ * read, version-check and deduplicate as one. */
+#ifdef LF_HAVE_REDIS
+static void redis_ok(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (!r || r->type == REDIS_REPLY_ERROR) fail_msg("redis: %s", r ? r->str : c->errstr);
+    freeReplyObject(r);
+}
+#endif
+
+static void test_redis_older_layout(void **state)
+{
+    (void)state;
+    if (strncmp(g_fixed_url, "redis://", 8) != 0 || strchr(g_fixed_url, '?')) skip();
+#ifndef LF_HAVE_REDIS
+    skip();
+#else
+    char host[256];
+    int port = 0;
+    const char *hp = g_fixed_url + 8;
+    if (strchr(hp, '@')) hp = strchr(hp, '@') + 1;
+    if (sscanf(hp, "%255[^:/]:%d", host, &port) != 2) skip();
+    redisContext *c = redisConnect(host, port);
+    assert_true(c && !c->err);
+    char pre[64], id[3][LF_UUID_LEN];
+    snprintf(pre, sizeof pre, "%sold", g_prefix);
+    for (int i = 0; i < 3; i++)
+        lf_uuid_v7(id[i]);
+    /* stream "a": versions 1..3 at positions 1..3, written the old way */
+    for (int i = 0; i < 3; i++) {
+        redis_ok(c, "XADD {%s}:log %d-0 s a v %d i %s t Old tm 1000 d {\"k\":%d} m {}", pre, i + 1,
+                 i + 1, id[i], i);
+        redis_ok(c, "XADD {%s}:s:a %d-0 p %d", pre, i + 1, i + 1);
+        redis_ok(c, "HSET {%s}:ids %s %d:%d:a", pre, id[i], i + 1, i + 1);
+    }
+    redis_ok(c, "SET {%s}:head 3", pre);
+    char url[1200];
+    snprintf(url, sizeof url, "%s?prefix=%s", g_fixed_url, pre);
+    lf_store *s = NULL;
+    char err[256];
+    assert_int_equal(lf_store_open(url, &s, err, sizeof err), 0);
+    assert_int_equal(version_of(s, "a"), 3);
+    assert_int_equal(head_of(s), 3);
+
+    lf_event_in e[2] = {ev("New", "{\"k\":3}"), ev("New", "{\"k\":4}")};
+    lf_append_result r;
+    assert_int_equal(lf_store_append(s, "a", 2, e, 2, &r), LF_ECONFLICT);
+    assert_int_equal(lf_store_append(s, "a", 3, e, 2, &r), 0);
+    assert_int_equal(r.first_position, 4);
+    assert_int_equal(r.last_version, 5);
+    assert_int_equal(version_of(s, "a"), 5);
+
+    lf_event_list l;
+    lf_event_list_init(&l);
+    assert_int_equal(lf_store_read_stream(s, "a", 1, 100, &l), 0);
+    assert_int_equal(l.n, 5);
+    for (size_t i = 0; i < l.n; i++) {
+        assert_int_equal(l.ev[i].version, (int64_t)i + 1);
+        assert_int_equal(l.ev[i].position, (int64_t)i + 1);
+        assert_string_equal(l.ev[i].type, i < 3 ? "Old" : "New");
+    }
+    assert_string_equal(l.ev[1].id, id[1]);
+    lf_event_list_clear(&l);
+    /* from the middle of the old entries, and from the middle of a batch */
+    assert_int_equal(lf_store_read_stream(s, "a", 3, 2, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.ev[0].version, 3);
+    assert_int_equal(l.ev[1].version, 4);
+    lf_event_list_clear(&l);
+    assert_int_equal(lf_store_read_stream(s, "a", 5, 10, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.ev[0].position, 5);
+    lf_event_list_free(&l);
+
+    /* old ids: a retry is a duplicate with the stored positions; the same
+     * id elsewhere or out of order is refused */
+    lf_event_in d[2] = {ev("Old", "{}"), ev("Old", "{}")};
+    d[0].id = id[1];
+    d[1].id = id[2];
+    assert_int_equal(lf_store_append(s, "a", LF_EXPECT_ANY, d, 2, &r), 0);
+    assert_true(r.duplicate);
+    assert_int_equal(r.first_position, 2);
+    assert_int_equal(r.last_position, 3);
+    assert_int_equal(r.last_version, 3);
+    assert_int_equal(lf_store_append(s, "b", LF_EXPECT_ANY, d, 1, &r), LF_EEXIST);
+    d[0].id = id[2];
+    d[1].id = id[1];
+    assert_int_equal(lf_store_append(s, "a", LF_EXPECT_ANY, d, 2, &r), LF_EEXIST);
+    assert_int_equal(head_of(s), 5);
+    lf_store_close(s);
+    redis_ok(c, "DEL {%s}:log {%s}:s:a {%s}:ids {%s}:head", pre, pre, pre, pre);
+    redisFree(c);
+#endif
+}
+
 /* ---- main --------------------------------------------------------------- */
 static void rm_tree(const char *dir)
 {
@@ -1284,6 +1389,7 @@ int main(void)
         cmocka_unit_test(test_sqlite_generated_ids),
         cmocka_unit_test(test_sqlite_format1_upgrade),
         cmocka_unit_test(test_sqlite_corrupt_and_foreign),
+        cmocka_unit_test(test_redis_older_layout),
     };
     int failed = cmocka_run_group_tests_name("store_conformance", tests, NULL, NULL);
     if (g_dir[0]) rm_tree(g_dir);

@@ -1,0 +1,189 @@
+/*
+ * store_tail.c — the server backends' shared log tail (lf_tail, see
+ * store_int.h): read_all through one in-memory copy of the newest events.
+ *
+ * Why: a hub process reads the whole log from several threads at once —
+ * each projection's live thread, the fleet, the registry and the
+ * reservation-conflict subscriptions — so on a server store every append
+ * was read back by every one of them: 8 queries per hub node, each
+ * shipping the same rows (bench/bench_cluster.c measured ~13 event rows
+ * read per event stored with one node, ~40 with three). Through the tail,
+ * the first reader to ask for events past the tail fetches them (one query
+ * at a time), the others copy them from memory.
+ *
+ * Correctness: events are immutable, and a backend's read_all returns a
+ * prefix of the log after `after` (no reader sees a later position before
+ * an earlier one). So a result e1..ek of read_all(after) proves that the
+ * events with after < position <= ek.position are exactly e1..ek: the
+ * tail keeps such a range (base, top] and answers read_all(after) with
+ * base <= after < top from memory. It never answers "nothing new" from
+ * memory: a reader at the top (after >= top) waits for a query already
+ * running and is served from what it brought only if that is past `after`
+ * (then a correct, non-empty prefix: the caller reads again for more, as
+ * with any read); otherwise it queries itself. Readers
+ * further back than the tail (a rebuild, a catch-up) query directly and do
+ * not touch it.
+ */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TAIL_FETCH_MIN 512 /* events fetched at least per query */
+
+typedef struct {
+    char id[LF_UUID_LEN];
+    int64_t version, position, time_ms;
+    char *buf; /* stream \0 type \0 data \0 meta \0 (one allocation) */
+    size_t slen, tlen, dlen, mlen;
+} tail_ev;
+
+struct lf_tail {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    tail_ev *ring;
+    size_t cap, start, n, bytes, max_bytes;
+    int valid;         /* base/top describe the ring */
+    int64_t base, top; /* the ring holds exactly the events base < position <= top */
+    int fetching;      /* a reader at the top is querying */
+};
+
+lf_tail *lf_tail_new(size_t max_events, size_t max_bytes)
+{
+    lf_tail *t = lf_xcalloc(1, sizeof *t);
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    t->cap = max_events ? max_events : 1;
+    t->max_bytes = max_bytes;
+    t->ring = lf_xcalloc(t->cap, sizeof *t->ring);
+    return t;
+}
+
+void lf_tail_free(lf_tail *t)
+{
+    if (!t) return;
+    for (size_t i = 0; i < t->n; i++)
+        free(t->ring[(t->start + i) % t->cap].buf);
+    free(t->ring);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    free(t);
+}
+
+static void drop_oldest_locked(lf_tail *t)
+{
+    tail_ev *e = &t->ring[t->start];
+    t->base = e->position;
+    t->bytes -= e->slen + e->tlen + e->dlen + e->mlen;
+    free(e->buf);
+    e->buf = NULL;
+    t->start = (t->start + 1) % t->cap;
+    t->n--;
+}
+
+static void push_locked(lf_tail *t, const lf_event *e)
+{
+    size_t sl = strlen(e->stream), tl = strlen(e->type), dl = strlen(e->data), ml = strlen(e->meta);
+    while (t->n > 0 && (t->n == t->cap || t->bytes + sl + tl + dl + ml > t->max_bytes))
+        drop_oldest_locked(t);
+    tail_ev *x = &t->ring[(t->start + t->n) % t->cap];
+    x->buf = lf_xmalloc(sl + tl + dl + ml + 4);
+    char *p = x->buf;
+    memcpy(p, e->stream, sl + 1);
+    memcpy(p += sl + 1, e->type, tl + 1);
+    memcpy(p += tl + 1, e->data, dl + 1);
+    memcpy(p + dl + 1, e->meta, ml + 1);
+    x->slen = sl;
+    x->tlen = tl;
+    x->dlen = dl;
+    x->mlen = ml;
+    memcpy(x->id, e->id, sizeof x->id);
+    x->version = e->version;
+    x->position = e->position;
+    x->time_ms = e->time_ms;
+    t->bytes += sl + tl + dl + ml;
+    t->n++;
+    t->top = e->position;
+}
+
+/* Copies the ring's events after `after` (base <= after < top) to out. */
+static void serve_locked(lf_tail *t, int64_t after, size_t max, lf_event_list *out)
+{
+    size_t lo = 0, hi = t->n; /* first index with position > after */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->ring[(t->start + mid) % t->cap].position <= after)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo, k = 0; i < t->n && k < max; i++, k++) {
+        const tail_ev *x = &t->ring[(t->start + i) % t->cap];
+        const char *p = x->buf;
+        lf_event *e = lf_event_list_push_copy(out, p, x->slen, p + x->slen + 1, x->tlen,
+                                              p + x->slen + x->tlen + 2, x->dlen,
+                                              p + x->slen + x->tlen + x->dlen + 3, x->mlen);
+        memcpy(e->id, x->id, sizeof e->id);
+        e->version = x->version;
+        e->position = x->position;
+        e->time_ms = x->time_ms;
+    }
+}
+
+int lf_tail_read_all(lf_tail *t, int64_t after, size_t max, lf_event_list *out,
+                     int (*fetch)(void *impl, int64_t after, size_t max, lf_event_list *out),
+                     void *impl)
+{
+    if (max == 0) return fetch(impl, after, max, out);
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        if (t->valid && after >= t->base && after < t->top) {
+            serve_locked(t, after, max, out);
+            pthread_mutex_unlock(&t->mu);
+            return 0;
+        }
+        if (t->valid && after < t->base) { /* behind the tail: not ours to keep */
+            pthread_mutex_unlock(&t->mu);
+            return fetch(impl, after, max, out);
+        }
+        if (!t->fetching) break;
+        /* A query is running: if it brings events past `after` they are
+         * served above; if not, this reader queries itself. */
+        pthread_cond_wait(&t->cv, &t->mu);
+    }
+    t->fetching = 1;
+    pthread_mutex_unlock(&t->mu);
+
+    lf_event_list got;
+    lf_event_list_init(&got);
+    int rc = fetch(impl, after, max < TAIL_FETCH_MIN ? TAIL_FETCH_MIN : max, &got);
+
+    pthread_mutex_lock(&t->mu);
+    t->fetching = 0;
+    if (rc == 0 && got.n > 0 && got.ev[0].position > after) {
+        if (!t->valid || after != t->top) { /* start a new range at `after` */
+            while (t->n > 0)
+                drop_oldest_locked(t);
+            t->valid = 1;
+            t->base = t->top = after;
+        }
+        for (size_t i = 0; i < got.n; i++)
+            push_locked(t, &got.ev[i]);
+    }
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+
+    if (rc == 0)
+        for (size_t i = 0; i < got.n && i < max; i++) {
+            const lf_event *g = &got.ev[i];
+            lf_event *e =
+                lf_event_list_push_copy(out, g->stream, strlen(g->stream), g->type, strlen(g->type),
+                                        g->data, strlen(g->data), g->meta, strlen(g->meta));
+            memcpy(e->id, g->id, sizeof e->id);
+            e->version = g->version;
+            e->position = g->position;
+            e->time_ms = g->time_ms;
+        }
+    lf_event_list_free(&got);
+    return rc;
+}

@@ -80,6 +80,8 @@ def test_install_and_deb():
         assert dep, "the .deb declares no Depends"
         for lib in ("libsqlite3", "libmicrohttpd", "libjansson", "libcurl", "libsodium"):
             assert lib in dep.group(1), "Depends lacks %s: %s" % (lib, dep.group(1))
+        # dlopen()ed, not linked (src/core/notify.c): declared by hand
+        assert re.search(r"^ Recommends: .*libsystemd0", info, re.M), info
         _, listing = sh(["dpkg-deb", "--contents", deb])
         for rel in ["./usr/bin/lockerfleet", "lockerfleet-hub.service", "lockerfleet.1",
                     "/lockerfleet/lockerfleet-bench-engines.so"]:

@@ -10,18 +10,45 @@
 #include "bench_reserve.h"
 #include "bench_storm.h"
 #include "cli/cli.h"
+#include "core/lf.h"
+#include "core/module.h"
 
 #include <stdio.h>
 #include <string.h>
+
+/* 'store' and 'backend' measure the raw engines (plain SQLite, Redis,
+ * PostgreSQL, NATS) beside our store, so they link the engines' client
+ * libraries: they live in the module lockerfleet-bench-engines.so
+ * (core/module.h), loaded only when one of them runs. */
+static int in_module(const char *sym, int argc, char **argv)
+{
+    int (*fn)(int, char **) =
+        (int (*)(int, char **))lf_module_sym("lockerfleet-bench-engines", sym);
+    if (!fn) {
+        fprintf(stderr, "lockerfleet bench %s: %s\n", argv[0], lf_err_get());
+        return 1;
+    }
+    return fn(argc, argv);
+}
+
+static int bench_store(int argc, char **argv)
+{
+    return in_module("lf_bench_store", argc, argv);
+}
+
+static int bench_backend(int argc, char **argv)
+{
+    return in_module("lf_bench_backend", argc, argv);
+}
 
 static const struct {
     const char *name;
     int (*fn)(int, char **);
     const char *help;
 } benches[] = {
-    {"store", lf_bench_store,
+    {"store", bench_store,
      "event store appends (batch 1..1000, group commit), read-all, catch-up vs plain SQLite"},
-    {"backend", lf_bench_backend,
+    {"backend", bench_backend,
      "a postgres/redis/nats store backend's appends vs its raw engine (--store URL)"},
     {"cluster", lf_bench_cluster,
      "presence and ingestion of 1 hub node, then 3, on one shared store (--store URL)"},

@@ -5,8 +5,10 @@
 #   idle    — no hub (libcurl never initialised), read after 2 s;
 #   active  — --hub pointing at a closed port (uplink retries with libcurl),
 #             then 200 x (POST /screen/rent, POST /screen/pickup, GET /events).
-# Prints VmRSS, VmHWM, RssAnon, RssFile (kB) from /proc/PID/status for each;
-# --libs adds the resident kB per mapped file (from /proc/PID/smaps).
+# Prints VmRSS, VmHWM, RssAnon, RssFile (kB) from /proc/PID/status for each,
+# and the number of shared objects mapped;
+# --libs adds the resident kB per mapped file (from /proc/PID/smaps), the
+# largest 12 (LF_RSS_TOP=N for more).
 set -euo pipefail
 bin=${1:?usage: bench/unit_rss.sh BINARY [--libs]}
 libs=${2:-}
@@ -15,14 +17,17 @@ trap 'kill $pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EX
 lockers=A01:S,A02:S,A03:S,A04:S,A05:M,A06:M,A07:M,A08:L,A09:L,A10:L
 
 report() {
-  awk -v what="$1" '/^(VmRSS|VmHWM|RssAnon|RssFile|Threads)/ {v[$1]=$2}
-    END {printf "%-7s VmRSS %6d kB  VmHWM %6d kB  RssAnon %6d kB  RssFile %6d kB  threads %d\n",
-         what, v["VmRSS:"], v["VmHWM:"], v["RssAnon:"], v["RssFile:"], v["Threads:"]}' \
+  # shared objects mapped: each costs resident pages to load, used or not
+  local nlibs
+  nlibs=$(awk '$6 ~ /\.so/ {print $6}' /proc/$pid/maps | sort -u | wc -l)
+  awk -v what="$1" -v nlibs="$nlibs" '/^(VmRSS|VmHWM|RssAnon|RssFile|Threads)/ {v[$1]=$2}
+    END {printf "%-7s VmRSS %6d kB  VmHWM %6d kB  RssAnon %6d kB  RssFile %6d kB  threads %d  libs %d\n",
+         what, v["VmRSS:"], v["VmHWM:"], v["RssAnon:"], v["RssFile:"], v["Threads:"], nlibs}' \
     /proc/$pid/status
   if [[ "$libs" == --libs ]]; then
     awk '/^[0-9a-f]+-[0-9a-f]+ / {f=$6} /^Rss:/ {if (f!="") r[f]+=$2}
       END {for (k in r) if (r[k] > 0) printf "  %6d kB %s\n", r[k], k}' /proc/$pid/smaps |
-      sort -rn | head -12
+      sort -rn | head -${LF_RSS_TOP:-12}
   fi
 }
 

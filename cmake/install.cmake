@@ -1,6 +1,7 @@
 # install.cmake — what `cmake --install` lays out, and the CPack .deb.
 #
 #   bin/lockerfleet                          (top-level CMakeLists.txt)
+#   LIBDIR/lockerfleet/*.so                  loadable modules (top-level CMakeLists.txt)
 #   share/man/man1/lockerfleet.1             man page
 #   share/doc/lockerfleet/                   README, docs/*.md, openapi.yaml
 #   share/doc/lockerfleet/examples/          hub.ini, unit.ini, prometheus, grafana
@@ -54,6 +55,9 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# Not linked, so dpkg-shlibdeps cannot see it: libsystemd is dlopen()ed for
+# sd_notify when started by systemd (src/core/notify.c).
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libsystemd0")
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://lockerfleet.invalid/")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)

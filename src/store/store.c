@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "store_int.h"
 
+#include "core/module.h"
+
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,37 +20,100 @@ struct lf_store {
     void *impl;
 };
 
-static const lf_store_ops *backend_for(const char *url)
+/* The server backends live in modules (core/module.h) so that processes
+ * that never open such a store (a unit agent) do not load their client
+ * libraries. A program that links a backend's object directly (the
+ * conformance, crash and leases tests) defines its ops table, and these
+ * weak references then find it without a module. */
+extern const lf_store_ops lf_store_postgres_ops __attribute__((weak));
+extern const lf_store_ops lf_store_nats_ops __attribute__((weak));
+extern const lf_store_ops lf_store_redis_ops __attribute__((weak));
+
+/* The backend for url in *ops; LF_EINVAL for an unknown scheme,
+ * LF_EUNSUPPORTED when the backend was not built or its module cannot be
+ * loaded; err says which. */
+static int backend_for(const char *url, const lf_store_ops **ops, char *err, size_t errlen)
 {
-    if (strncmp(url, "sqlite:", 7) == 0) return &lf_store_sqlite_ops;
+    static const struct {
+        const char *prefix, *name, *sym;
+        const lf_store_ops *linked;
+        int built;
+    } server[] = {
+        {"postgres://", "postgres", "lf_store_postgres_ops", &lf_store_postgres_ops,
 #ifdef LF_HAVE_POSTGRES
-    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
-        return &lf_store_postgres_ops;
+         1
+#else
+         0
 #endif
+        },
+        {"postgresql://", "postgres", "lf_store_postgres_ops", &lf_store_postgres_ops,
+#ifdef LF_HAVE_POSTGRES
+         1
+#else
+         0
+#endif
+        },
+        {"nats://", "nats", "lf_store_nats_ops", &lf_store_nats_ops,
 #ifdef LF_HAVE_NATS
-    if (strncmp(url, "nats://", 7) == 0) return &lf_store_nats_ops;
+         1
+#else
+         0
 #endif
+        },
+        {"redis://", "redis", "lf_store_redis_ops", &lf_store_redis_ops,
 #ifdef LF_HAVE_REDIS
-    if (strncmp(url, "redis://", 8) == 0) return &lf_store_redis_ops;
+         1
+#else
+         0
 #endif
-    return NULL;
+        },
+    };
+    *ops = NULL;
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        *ops = &lf_store_sqlite_ops;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof server / sizeof server[0]; i++) {
+        if (strncmp(url, server[i].prefix, strlen(server[i].prefix)) != 0) continue;
+        if (server[i].linked) {
+            *ops = server[i].linked;
+            return 0;
+        }
+        if (!server[i].built) {
+            snprintf(err, errlen,
+                     "this build has no %s store backend (its client library was "
+                     "not found at build time)",
+                     server[i].name);
+            return LF_EUNSUPPORTED;
+        }
+        char mod[64];
+        snprintf(mod, sizeof mod, "lockerfleet-store-%s", server[i].name);
+        *ops = lf_module_sym(mod, server[i].sym);
+        if (!*ops) {
+            snprintf(err, errlen, "%s store: %s", server[i].name, lf_err_get());
+            return LF_EUNSUPPORTED;
+        }
+        return 0;
+    }
+    snprintf(err, errlen,
+             "unknown store URL '%s' (want sqlite:PATH, postgres://, nats://, redis://)", url);
+    return LF_EINVAL;
 }
 
 int lf_store_open(const char *url, lf_store **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (!url) return LF_EINVAL;
-    const lf_store_ops *ops = backend_for(url);
-    if (!ops) {
-        if (err)
-            snprintf(err, errlen,
-                     "unknown store URL '%s' (want sqlite:PATH, postgres://, nats://, redis://)",
-                     url);
-        return LF_EINVAL;
+    char local[512] = "";
+    if (!err) {
+        err = local;
+        errlen = sizeof local;
     }
+    const lf_store_ops *ops = NULL;
+    int rc = backend_for(url, &ops, err, errlen);
+    if (rc) return rc;
     void *impl = NULL;
-    char local[256] = "";
-    int rc = ops->open(url, &impl, err ? err : local, err ? errlen : sizeof local);
+    rc = ops->open(url, &impl, err, errlen);
     if (rc) return rc;
     lf_store *s = lf_xcalloc(1, sizeof *s);
     s->ops = ops;

@@ -82,6 +82,7 @@ typedef struct append_req {
     int done;
     unsigned char (*ids)[16]; /* the ids written (apply_one), for the tail */
     int64_t now;              /* the time given to events without one */
+    pthread_cond_t cond;      /* this appender's own wake-up */
     struct append_req *next;
 } append_req;
 
@@ -155,7 +156,7 @@ typedef struct {
     ZSTD_DCtx *dctx;  /* leader only: duplicate checks of generated ids */
     bytes enc, zbuf, dec;
     pthread_mutex_t qlock;
-    pthread_cond_t qcond; /* appenders waiting for their batch */
+    pthread_cond_t qcond; /* close waiting for the last leader */
     pthread_cond_t hcond; /* waiters for a new head */
     append_req *qhead, *qtail;
     int leader;
@@ -1199,9 +1200,11 @@ static int sq_append(void *impl, const char *stream, int64_t expected, const lf_
 {
     sq_store *s = impl;
     append_req me = {.stream = stream, .expected = expected, .evs = evs, .n = n, .res = res};
+    pthread_cond_init(&me.cond, NULL);
     pthread_mutex_lock(&s->qlock);
     if (s->closing) {
         pthread_mutex_unlock(&s->qlock);
+        pthread_cond_destroy(&me.cond);
         return LF_ECLOSED;
     }
     if (s->qtail)
@@ -1226,19 +1229,26 @@ static int sq_append(void *impl, const char *stream, int64_t expected, const lf_
                 if (r->rc == 0 && r->res->last_position > h) h = r->res->last_position;
             pthread_mutex_lock(&s->qlock);
             atomic_store(&s->head, h);
-            /* Wake everyone of this group; mark done only under the lock. */
+            /* Wake the members of this group, each on its own condition
+             * (not everyone queued: those wait for the next group), and
+             * hand the lead to the first appender queued meanwhile. Done
+             * is set under the lock, so a member cannot return (and free
+             * its request) before the leader is past it. */
             for (append_req *r = group, *nx; r; r = nx) {
                 nx = r->next;
                 r->done = 1;
+                if (r != &me) pthread_cond_signal(&r->cond);
             }
             s->leader = 0;
-            pthread_cond_broadcast(&s->qcond);
+            if (s->qhead) pthread_cond_signal(&s->qhead->cond);
+            if (s->closing) pthread_cond_broadcast(&s->qcond);
             pthread_cond_broadcast(&s->hcond);
         } else {
-            pthread_cond_wait(&s->qcond, &s->qlock);
+            pthread_cond_wait(&me.cond, &s->qlock);
         }
     }
     pthread_mutex_unlock(&s->qlock);
+    pthread_cond_destroy(&me.cond);
     if (me.rc && me.err[0]) lf_err_set("%s", me.err);
     return me.rc;
 }

@@ -53,8 +53,13 @@ def test_sim_basic_and_restart():
             assert st == 200 and b["name"] == "sim-00001", b
             st, b, _ = sim.get("/u/nope/ping")
             assert st == 404, b
-            st, b, _ = hub.admin("GET", "/v1/units?limit=1000")
-            assert st == 200 and len(b["units"]) == N, b
+            # the units list is a projection: it follows the registrations
+            # asynchronously (the sim does not pass ?min_position)
+            def listed():
+                st, b, _ = hub.admin("GET", "/v1/units?limit=1000")
+                assert st == 200, b
+                return b if len(b["units"]) == N else None
+            b = lfunit.wait_for(listed, timeout=30, what="all %d units listed" % N)
             assert all(u["presence"] == "heartbeat" for u in b["units"]), b
             lfunit.wait_for(lambda: sim_status(sim)["events"] > 5 * N, timeout=60,
                             what="scripted events")

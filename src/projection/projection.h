@@ -55,6 +55,10 @@ lf_projections *lf_projections_start(lf_store *store, const char *dir,
                                      const lf_projection_def *const *defs, size_t n);
 /* Stops the threads (each finishes its current batch and commits). */
 void lf_projections_stop(lf_projections *p);
+/* The live threads share their reads of the log (runner.c, "the shared
+ * feed"): *reads = batches read from the store, *hits = batches taken from
+ * what another thread had read. */
+void lf_projections_feed_stats(lf_projections *ps, int64_t *reads, int64_t *hits);
 
 /* Waits until projection name has applied position >= pos (or timeout).
  * 0, LF_ETIMEDOUT, LF_ENOTFOUND (no such projection). */

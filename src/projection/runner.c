@@ -144,12 +144,37 @@ struct proj {
     int64_t last_rb_events, last_rb_ms;
 };
 
+/* ---- the shared feed ---------------------------------------------------
+ * The live threads follow the same log, usually a few events apart: each
+ * reading it on its own copied every event out of the store once per
+ * projection (and, for one that fell behind the store's in-memory tail,
+ * read it back through SQLite). The feed keeps the last FEED_KEEP batches
+ * read: a batch holds the events with position > after, up to last, so
+ * a thread at any pos in [after, last) takes the batch's suffix without a
+ * read. One thread reads at a time (read_mu), so the threads that miss
+ * together share the one read instead of each making it. Batches are
+ * read-only once in the feed and reference-counted: one evicted while a
+ * thread applies it is freed by that thread's feed_put. */
+#define FEED_KEEP 8
+
+struct feed_batch {
+    int64_t after, last;
+    lf_event_list l;
+    int refs; /* holders + 1 while in the feed (feed_mu) */
+};
+
 struct lf_projections {
     lf_store *store;
     char *dir;
     struct proj *p;
     size_t n;
     atomic_int stop;
+
+    pthread_mutex_t feed_mu; /* feed[], nfeed, refs */
+    pthread_mutex_t read_mu; /* one store read at a time */
+    struct feed_batch *feed[FEED_KEEP];
+    int nfeed;
+    atomic_llong feed_reads, feed_hits; /* for tests and status */
 };
 
 static char *gen_path(const char *dir, const char *name, int64_t gen)
@@ -728,14 +753,134 @@ int lf_projection_digest(lf_projections *ps, const char *name, char out[65])
     return rc;
 }
 
+/* ---- the shared feed ------------------------------------------------------ */
+
+static void feed_unref_locked(struct feed_batch *b)
+{
+    if (--b->refs == 0) {
+        lf_event_list_free(&b->l);
+        free(b);
+    }
+}
+
+/* The cached batch with the most events after pos, NULL if none has any
+ * (feed_mu held). */
+static struct feed_batch *feed_find_locked(lf_projections *ps, int64_t pos)
+{
+    struct feed_batch *best = NULL;
+    for (int i = 0; i < ps->nfeed; i++) {
+        struct feed_batch *b = ps->feed[i];
+        if (b->after <= pos && pos < b->last && (!best || b->last > best->last)) best = b;
+    }
+    return best;
+}
+
+/* 1 if the feed holds events after pos (no read needed). */
+static int feed_has(lf_projections *ps, int64_t pos)
+{
+    pthread_mutex_lock(&ps->feed_mu);
+    int has = feed_find_locked(ps, pos) != NULL;
+    pthread_mutex_unlock(&ps->feed_mu);
+    return has;
+}
+
+/* The events after pos: *ev, *n (a suffix of *out's batch, to return with
+ * feed_put), or *n = 0 and *out NULL when the store has none now. */
+static int feed_get(lf_projections *ps, int64_t pos, struct feed_batch **out, const lf_event **ev,
+                    size_t *n)
+{
+    int rc = 0;
+    struct feed_batch *b;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&ps->feed_mu);
+    b = feed_find_locked(ps, pos);
+    if (b) b->refs++;
+    pthread_mutex_unlock(&ps->feed_mu);
+    if (!b) {
+        pthread_mutex_lock(&ps->read_mu);
+        /* Someone may have read it while this thread waited for read_mu. */
+        pthread_mutex_lock(&ps->feed_mu);
+        b = feed_find_locked(ps, pos);
+        if (b) b->refs++;
+        pthread_mutex_unlock(&ps->feed_mu);
+        if (!b) {
+            struct feed_batch *nb = lf_xcalloc(1, sizeof *nb);
+            lf_event_list_init(&nb->l);
+            rc = lf_store_read_all(ps->store, pos, LIVE_BATCH, &nb->l);
+            atomic_fetch_add(&ps->feed_reads, 1);
+            if (rc || nb->l.n == 0) {
+                lf_event_list_free(&nb->l);
+                free(nb);
+            } else {
+                nb->after = pos;
+                nb->last = nb->l.ev[nb->l.n - 1].position;
+                nb->refs = 2; /* the feed's and ours */
+                pthread_mutex_lock(&ps->feed_mu);
+                if (ps->nfeed == FEED_KEEP) {
+                    /* Evict the batch that ends first: the threads are past it. */
+                    int old = 0;
+                    for (int i = 1; i < ps->nfeed; i++)
+                        if (ps->feed[i]->last < ps->feed[old]->last) old = i;
+                    feed_unref_locked(ps->feed[old]);
+                    ps->feed[old] = ps->feed[--ps->nfeed];
+                }
+                ps->feed[ps->nfeed++] = nb;
+                pthread_mutex_unlock(&ps->feed_mu);
+                b = nb;
+            }
+        } else {
+            atomic_fetch_add(&ps->feed_hits, 1);
+        }
+        pthread_mutex_unlock(&ps->read_mu);
+    } else {
+        atomic_fetch_add(&ps->feed_hits, 1);
+    }
+    if (!b) return rc;
+    /* Positions grow within a batch: the first event after pos. */
+    size_t lo = 0, hi = b->l.n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->l.ev[mid].position <= pos)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *out = b;
+    *ev = b->l.ev + lo;
+    *n = b->l.n - lo;
+    return 0;
+}
+
+static void feed_put(lf_projections *ps, struct feed_batch *b)
+{
+    if (!b) return;
+    pthread_mutex_lock(&ps->feed_mu);
+    feed_unref_locked(b);
+    pthread_mutex_unlock(&ps->feed_mu);
+}
+
+static void feed_clear(lf_projections *ps)
+{
+    pthread_mutex_lock(&ps->feed_mu);
+    while (ps->nfeed)
+        feed_unref_locked(ps->feed[--ps->nfeed]);
+    pthread_mutex_unlock(&ps->feed_mu);
+}
+
+void lf_projections_feed_stats(lf_projections *ps, int64_t *reads, int64_t *hits)
+{
+    *reads = ps ? atomic_load(&ps->feed_reads) : 0;
+    *hits = ps ? atomic_load(&ps->feed_hits) : 0;
+}
+
 /* ---- the live thread -------------------------------------------------------- */
 
 static void *live_thread(void *arg)
 {
     struct proj *p = arg;
     struct lf_projections *ps = p->owner;
-    lf_event_list l;
-    lf_event_list_init(&l);
+    int at_head = 0;
     while (!atomic_load(&ps->stop)) {
         pthread_mutex_lock(&p->mu);
         int64_t pos = p->position;
@@ -745,34 +890,41 @@ static void *live_thread(void *arg)
             lf_sleep_ms(100);
             continue;
         }
-        lf_event_list_clear(&l);
-        int rc = lf_store_read_all(ps->store, pos, LIVE_BATCH, &l);
+        /* At the head, wait for the next commit before reading: a read
+         * there finds nothing in the store's memory and asks its database
+         * (and would race the commit being published). The wait returns
+         * at once when the head is already past pos. */
+        if (at_head && !feed_has(ps, pos) && lf_store_wait(ps->store, pos, 250) == LF_ECLOSED)
+            break;
+        struct feed_batch *fb = NULL;
+        const lf_event *ev = NULL;
+        size_t n = 0;
+        int rc = feed_get(ps, pos, &fb, &ev, &n);
         if (rc) {
             if (rc == LF_ECLOSED) break;
             LF_WARN("projection", "%s: reading the log: %s", p->def->name, lf_err_get());
             lf_sleep_ms(500);
             continue;
         }
-        if (l.n == 0) {
-            lf_store_wait(ps->store, pos, 250);
-            continue;
-        }
+        at_head = n == 0 || (ev[n - 1].position == fb->last && fb->l.n < LIVE_BATCH);
+        if (n == 0) continue;
         pthread_mutex_lock(&p->apply_mu);
         pthread_mutex_lock(&p->mu);
         int stale = p->position != pos || p->paused; /* swapped meanwhile */
         pthread_mutex_unlock(&p->mu);
         int64_t newpos = pos;
-        size_t bad = l.n;
-        if (!stale) rc = apply_batch(p->db, &p->cache, p->def, l.ev, l.n, &newpos, &bad, &p->saved);
-        if (rc && bad > 0 && bad < l.n) {
+        size_t bad = n;
+        if (!stale) rc = apply_batch(p->db, &p->cache, p->def, ev, n, &newpos, &bad, &p->saved);
+        if (rc && bad > 0 && bad < n) {
             /* Keep the events before the bad one: the checkpoint then
              * points exactly at the event that failed. */
             char msg[512];
             snprintf(msg, sizeof msg, "%s", lf_err_get());
-            apply_batch(p->db, &p->cache, p->def, l.ev, bad, &newpos, NULL, NULL);
+            apply_batch(p->db, &p->cache, p->def, ev, bad, &newpos, NULL, NULL);
             lf_err_set("%s", msg);
         }
         pthread_mutex_unlock(&p->apply_mu);
+        feed_put(ps, fb);
         if (stale) continue;
         pthread_mutex_lock(&p->mu);
         p->position = newpos;
@@ -785,7 +937,6 @@ static void *live_thread(void *arg)
         pthread_mutex_unlock(&p->mu);
     }
     ckpt_flush(p);
-    lf_event_list_free(&l);
     return NULL;
 }
 
@@ -876,6 +1027,8 @@ lf_projections *lf_projections_start(lf_store *store, const char *dir,
     ps->store = store;
     ps->dir = lf_strdup(dir);
     ps->p = lf_xcalloc(n ? n : 1, sizeof *ps->p);
+    pthread_mutex_init(&ps->feed_mu, NULL);
+    pthread_mutex_init(&ps->read_mu, NULL);
     for (size_t i = 0; i < n; i++) {
         struct proj *p = &ps->p[i];
         p->def = defs[i];
@@ -924,6 +1077,9 @@ void lf_projections_stop(lf_projections *ps)
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->cond);
     }
+    feed_clear(ps);
+    pthread_mutex_destroy(&ps->feed_mu);
+    pthread_mutex_destroy(&ps->read_mu);
     free(ps->p);
     free(ps->dir);
     free(ps);

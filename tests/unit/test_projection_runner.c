@@ -2,7 +2,8 @@
  * test_projection_runner.c — the projection runner: catch-up then live,
  * checkpoint with the rows, wait for a position, rebuild while live with
  * an equal digest, version bump rebuilds at start, a failing apply stops
- * only its projection.
+ * only its projection; projections sharing reads of the log still see
+ * every event once and in order.
  */
 #include "projection/projection.h"
 
@@ -10,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +133,82 @@ static void test_catch_up_then_live(void **state)
     lf_projections_stop(p);
 }
 
+/* Order and exactly-once as a projection sees them (one per thread). */
+struct seen {
+    int64_t last, n, bad;
+};
+
+static int seen_apply(sqlite3 *db, const lf_event *ev, void *ctx)
+{
+    (void)db;
+    struct seen *s = ctx;
+    if (ev->position != s->last + 1) s->bad++; /* the sqlite store has no gaps */
+    s->last = ev->position;
+    s->n++;
+    return 0;
+}
+
+static void *append_live(void *arg)
+{
+    lf_store *st = arg;
+    for (int b = 0; b < 60; b++) {
+        lf_event_in ev[50];
+        for (int i = 0; i < 50; i++)
+            ev[i] = (lf_event_in){.type = "Tick", .data = "{}"};
+        assert_int_equal(lf_store_append(st, "live", LF_EXPECT_ANY, ev, 50, NULL), 0);
+    }
+    return NULL;
+}
+
+/* Three projections share their reads of the log (the runner's feed), in
+ * catch-up and live: each still sees every event once, in order. */
+static void test_shared_feed(void **state)
+{
+    struct fx *f = *state;
+    int64_t first = append_ticks(f->st, "warm", 1);
+    struct seen s[3] = {{0}};
+    for (int i = 0; i < 3; i++)
+        s[i].last = first - 1;
+    const lf_projection_def d[3] = {{"one", 1, schema, seen_apply, &s[0]},
+                                    {"two", 1, schema, seen_apply, &s[1]},
+                                    {"three", 1, schema, seen_apply, &s[2]}};
+    const lf_projection_def *defs[] = {&d[0], &d[1], &d[2]};
+    lf_event_in ev[1000];
+    for (int i = 0; i < 1000; i++)
+        ev[i] = (lf_event_in){.type = "Tick", .data = "{\"k\":1}"};
+    /* "one" first runs alone over part of the backlog: the others then
+     * start behind it and it resumes in the middle of their reads. */
+    for (int b = 0; b < 5; b++)
+        assert_int_equal(lf_store_append(f->st, "backlog", LF_EXPECT_ANY, ev, 999, NULL), 0);
+    lf_projections *p = lf_projections_start(f->st, f->dir, defs, 1);
+    assert_non_null(p);
+    assert_int_equal(lf_projections_wait(p, "one", first + 5 * 999, 20000), 0);
+    lf_projections_stop(p);
+    for (int b = 0; b < 4; b++)
+        assert_int_equal(lf_store_append(f->st, "backlog", LF_EXPECT_ANY, ev, 1000, NULL), 0);
+    p = lf_projections_start(f->st, f->dir, defs, 3);
+    assert_non_null(p);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, append_live, f->st), 0);
+    pthread_join(th, NULL);
+    int64_t head = 0;
+    assert_int_equal(lf_store_head(f->st, &head), 0);
+    assert_int_equal(head, first + 5 * 999 + 4000 + 3000);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(lf_projections_wait(p, d[i].name, head, 20000), 0);
+    int64_t reads = 0, hits = 0;
+    lf_projections_feed_stats(p, &reads, &hits);
+    lf_projections_stop(p);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(s[i].bad, 0);
+        assert_int_equal(s[i].n, head - first + 1);
+        assert_int_equal(s[i].last, head);
+    }
+    /* The backlog is 5 batches for "two" and "three": read once, taken by
+     * the other. */
+    assert_true(hits >= 5);
+}
+
 static void test_rebuild_while_live(void **state)
 {
     struct fx *f = *state;
@@ -214,6 +292,7 @@ int main(void)
     lf_log_set_level(LF_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_catch_up_then_live, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_feed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_while_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_bump_rebuilds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_is_contained, setup, teardown),

@@ -21,6 +21,7 @@
 #include "hub/fleet.h"
 
 #include "hub/cluster.h"
+#include "projection/projection.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -814,7 +815,9 @@ int lf_fleet_start(lf_hub *h)
     update_gauge(f);
     LF_INFO("fleet", "%zu units loaded, %d worker groups", f->nunits, f->ngroups);
 
-    f->sub = lf_store_subscribe(h->store, head, 0, on_event, f);
+    /* On the projections' feed: the events the projections read anyway,
+     * without another copy of each out of the store. */
+    f->sub = lf_projections_follow(h->proj, head, on_event, f);
     if (!f->sub) {
         rc = LF_EIO;
         lf_err_set("fleet: cannot subscribe to the log");
@@ -873,7 +876,7 @@ void lf_fleet_stop(lf_hub *h)
         pthread_cond_destroy(&g->cv);
         pthread_cond_destroy(&g->jobs_cv);
     }
-    lf_subscription_stop(f->sub);
+    lf_projection_follower_stop(f->sub);
     for (size_t i = 0; i < f->nbuckets; i++) {
         fleet_unit *u = f->buckets[i];
         while (u) {

@@ -207,7 +207,7 @@ struct lf_fleet {
     atomic_int inflight; /* ingestion requests in progress */
     atomic_int stop;
     int64_t started_ms;
-    lf_subscription *sub;
+    struct lf_projection_follower *sub;
     int online, offline;
     pthread_mutex_t cfg_mu; /* serialises config version allocation */
 };

@@ -175,6 +175,13 @@ struct lf_projections {
     struct feed_batch *feed[FEED_KEEP];
     int nfeed;
     atomic_llong feed_reads, feed_hits; /* for tests and status */
+
+    /* lf_projections_published: the position up to which this process's
+     * appends have returned (sqlite store only, 0 until told). */
+    int gate_ok; /* the store is sqlite: its memory has what returned */
+    atomic_llong published;
+    pthread_mutex_t pub_mu;
+    pthread_cond_t pub_cond;
 };
 
 static char *gen_path(const char *dir, const char *name, int64_t gen)
@@ -868,10 +875,119 @@ static void feed_clear(lf_projections *ps)
     pthread_mutex_unlock(&ps->feed_mu);
 }
 
+void lf_projections_published(lf_projections *ps, int64_t pos)
+{
+    if (!ps || !ps->gate_ok) return;
+    int64_t cur = atomic_load(&ps->published);
+    while (cur < pos && !atomic_compare_exchange_weak(&ps->published, &cur, pos)) {
+    }
+    pthread_mutex_lock(&ps->pub_mu);
+    pthread_cond_broadcast(&ps->pub_cond);
+    pthread_mutex_unlock(&ps->pub_mu);
+}
+
+/* Before a read at pos. With the sqlite store, whose reads after the last
+ * event it holds in memory go to the database file: an event committed
+ * there but not yet published in memory (the WAL checkpoint runs inside
+ * COMMIT) would be read back through SQLite, once per follower. So when
+ * the hub says what its appends published, read only past what was
+ * published, or after PUB_WAIT_MS (another process may write the file).
+ * Otherwise, at the head (at_head != 0), wait on the store for the next
+ * commit.
+ * Returns LF_ECLOSED when the store closed. */
+#define PUB_WAIT_MS 100
+static int feed_wait(lf_projections *ps, int64_t pos, int at_head)
+{
+    /* at_head == 2: the last read found nothing after pos; never spin on
+     * a published position the store does not show (it cannot happen, it
+     * would cost a core if it did). */
+    if (ps->gate_ok && atomic_load(&ps->published) > 0 && at_head != 2) {
+        if (atomic_load(&ps->published) > pos || feed_has(ps, pos)) return 0;
+        struct timespec ts;
+        lf_abstime_us(PUB_WAIT_MS * 1000, &ts);
+        pthread_mutex_lock(&ps->pub_mu);
+        while (atomic_load(&ps->published) <= pos && !atomic_load(&ps->stop))
+            if (pthread_cond_timedwait(&ps->pub_cond, &ps->pub_mu, &ts) == ETIMEDOUT) break;
+        pthread_mutex_unlock(&ps->pub_mu);
+        return 0;
+    }
+    if (at_head && !feed_has(ps, pos)) return lf_store_wait(ps->store, pos, 250) == LF_ECLOSED;
+    return 0;
+}
+
 void lf_projections_feed_stats(lf_projections *ps, int64_t *reads, int64_t *hits)
 {
     *reads = ps ? atomic_load(&ps->feed_reads) : 0;
     *hits = ps ? atomic_load(&ps->feed_hits) : 0;
+}
+
+/* ---- followers: other in-process readers of the log on the feed ---------- */
+
+struct lf_projection_follower {
+    lf_projections *ps;
+    lf_store_handler handler;
+    void *ctx;
+    atomic_llong position;
+    atomic_int stop;
+    pthread_t thread;
+};
+
+static void *follower_main(void *arg)
+{
+    lf_projection_follower *fo = arg;
+    lf_projections *ps = fo->ps;
+    int at_head = 0;
+    while (!atomic_load(&fo->stop) && !atomic_load(&ps->stop)) {
+        int64_t pos = atomic_load(&fo->position);
+        if (feed_wait(ps, pos, at_head)) break;
+        struct feed_batch *fb = NULL;
+        const lf_event *ev = NULL;
+        size_t n = 0;
+        int rc = feed_get(ps, pos, &fb, &ev, &n);
+        if (rc) {
+            if (rc == LF_ECLOSED) break;
+            LF_WARN("projection", "a follower's read of the log failed: %s %s", lf_strerror(rc),
+                    lf_err_get());
+            lf_sleep_ms(200);
+            continue;
+        }
+        at_head = n == 0 ? 2 : fb->l.n < LIVE_BATCH;
+        for (size_t i = 0; i < n && !atomic_load(&fo->stop); i++) {
+            if (fo->handler(&ev[i], fo->ctx)) atomic_store(&fo->stop, 1);
+            atomic_store(&fo->position, ev[i].position);
+        }
+        feed_put(ps, fb);
+    }
+    return NULL;
+}
+
+lf_projection_follower *lf_projections_follow(lf_projections *ps, int64_t after, lf_store_handler h,
+                                              void *ctx)
+{
+    if (!ps || !h || after < 0) return NULL;
+    lf_projection_follower *fo = lf_xcalloc(1, sizeof *fo);
+    fo->ps = ps;
+    fo->handler = h;
+    fo->ctx = ctx;
+    atomic_store(&fo->position, after);
+    if (pthread_create(&fo->thread, NULL, follower_main, fo)) {
+        free(fo);
+        return NULL;
+    }
+    return fo;
+}
+
+int64_t lf_projection_follower_position(lf_projection_follower *fo)
+{
+    return fo ? atomic_load(&fo->position) : 0;
+}
+
+void lf_projection_follower_stop(lf_projection_follower *fo)
+{
+    if (!fo) return;
+    atomic_store(&fo->stop, 1);
+    pthread_join(fo->thread, NULL);
+    free(fo);
 }
 
 /* ---- the live thread -------------------------------------------------------- */
@@ -893,9 +1009,8 @@ static void *live_thread(void *arg)
         /* At the head, wait for the next commit before reading: a read
          * there finds nothing in the store's memory and asks its database
          * (and would race the commit being published). The wait returns
-         * at once when the head is already past pos. */
-        if (at_head && !feed_has(ps, pos) && lf_store_wait(ps->store, pos, 250) == LF_ECLOSED)
-            break;
+         * at once when there is more to read. */
+        if (feed_wait(ps, pos, at_head)) break;
         struct feed_batch *fb = NULL;
         const lf_event *ev = NULL;
         size_t n = 0;
@@ -906,7 +1021,7 @@ static void *live_thread(void *arg)
             lf_sleep_ms(500);
             continue;
         }
-        at_head = n == 0 || (ev[n - 1].position == fb->last && fb->l.n < LIVE_BATCH);
+        at_head = n == 0 ? 2 : fb->l.n < LIVE_BATCH;
         if (n == 0) continue;
         pthread_mutex_lock(&p->apply_mu);
         pthread_mutex_lock(&p->mu);
@@ -1029,6 +1144,9 @@ lf_projections *lf_projections_start(lf_store *store, const char *dir,
     ps->p = lf_xcalloc(n ? n : 1, sizeof *ps->p);
     pthread_mutex_init(&ps->feed_mu, NULL);
     pthread_mutex_init(&ps->read_mu, NULL);
+    pthread_mutex_init(&ps->pub_mu, NULL);
+    pthread_cond_init(&ps->pub_cond, NULL);
+    ps->gate_ok = strcmp(lf_store_backend(store), "sqlite") == 0;
     for (size_t i = 0; i < n; i++) {
         struct proj *p = &ps->p[i];
         p->def = defs[i];
@@ -1080,6 +1198,8 @@ void lf_projections_stop(lf_projections *ps)
     feed_clear(ps);
     pthread_mutex_destroy(&ps->feed_mu);
     pthread_mutex_destroy(&ps->read_mu);
+    pthread_mutex_destroy(&ps->pub_mu);
+    pthread_cond_destroy(&ps->pub_cond);
     free(ps->p);
     free(ps->dir);
     free(ps);

@@ -209,6 +209,55 @@ static void test_shared_feed(void **state)
     assert_true(hits >= 5);
 }
 
+static int follow_handler(const lf_event *ev, void *ctx)
+{
+    struct seen *s = ctx;
+    if (ev->position != s->last + 1) s->bad++;
+    s->last = ev->position;
+    s->n++;
+    return s->n == 40; /* stop after 40 events */
+}
+
+/* The hub tells the runner what its appends published; events another
+ * writer appends (no such call) still reach projections and followers. */
+static void test_published_gate_and_followers(void **state)
+{
+    struct fx *f = *state;
+    struct seen s = {0}, fs = {0}, fs2 = {0};
+    const lf_projection_def d = {"gated", 1, schema, seen_apply, &s};
+    const lf_projection_def *defs[] = {&d};
+    lf_projections *p = lf_projections_start(f->st, f->dir, defs, 1);
+    assert_non_null(p);
+    lf_projection_follower *fo = lf_projections_follow(p, 0, follow_handler, &fs);
+    lf_projection_follower *fo2 = lf_projections_follow(p, 10, follow_handler, &fs2);
+    fs2.last = 10;
+    assert_non_null(fo);
+    assert_non_null(fo2);
+    assert_null(lf_projections_follow(p, -1, follow_handler, &fs));
+    int64_t last = append_ticks(f->st, "own", 20);
+    lf_projections_published(p, last);
+    assert_int_equal(lf_projections_wait(p, "gated", last, 20000), 0);
+    last = append_ticks(f->st, "foreign", 30); /* never published */
+    assert_int_equal(lf_projections_wait(p, "gated", last, 20000), 0);
+    assert_int_equal(s.n, 50);
+    assert_int_equal(s.bad, 0);
+    for (int i = 0; i < 400 && (lf_projection_follower_position(fo) < 40 ||
+                                lf_projection_follower_position(fo2) < 50);
+         i++)
+        usleep(50000);
+    /* fo stopped itself at its 40th event; fo2 started after 10 */
+    assert_int_equal(lf_projection_follower_position(fo), 40);
+    assert_int_equal(fs.n, 40);
+    assert_int_equal(fs.bad, 0);
+    assert_int_equal(lf_projection_follower_position(fo2), 50);
+    assert_int_equal(fs2.n, 40);
+    assert_int_equal(fs2.bad, 0);
+    lf_projection_follower_stop(fo);
+    lf_projection_follower_stop(fo2);
+    lf_projection_follower_stop(NULL);
+    lf_projections_stop(p);
+}
+
 static void test_rebuild_while_live(void **state)
 {
     struct fx *f = *state;
@@ -293,6 +342,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_catch_up_then_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_feed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_published_gate_and_followers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_while_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_bump_rebuilds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_is_contained, setup, teardown),

@@ -154,8 +154,11 @@ struct proj {
  * read. One thread reads at a time (read_mu), so the threads that miss
  * together share the one read instead of each making it. Batches are
  * read-only once in the feed and reference-counted: one evicted while a
- * thread applies it is freed by that thread's feed_put. */
+ * thread applies it is freed by that thread's feed_put. A freed batch's
+ * list is kept (FEED_SPARE of them) for a next read to fill: its memory is
+ * already mapped, a fresh one page-faults its way through every read. */
 #define FEED_KEEP 8
+#define FEED_SPARE 4
 
 struct feed_batch {
     int64_t after, last;
@@ -174,6 +177,8 @@ struct lf_projections {
     pthread_mutex_t read_mu; /* one store read at a time */
     struct feed_batch *feed[FEED_KEEP];
     int nfeed;
+    struct feed_batch *spare[FEED_SPARE]; /* emptied, memory kept for the next read */
+    int nspare;
     atomic_llong feed_reads, feed_hits; /* for tests and status */
 
     /* lf_projections_published: the position up to which this process's
@@ -762,12 +767,16 @@ int lf_projection_digest(lf_projections *ps, const char *name, char out[65])
 
 /* ---- the shared feed ------------------------------------------------------ */
 
-static void feed_unref_locked(struct feed_batch *b)
+static void feed_unref_locked(lf_projections *ps, struct feed_batch *b)
 {
-    if (--b->refs == 0) {
-        lf_event_list_free(&b->l);
-        free(b);
+    if (--b->refs > 0) return;
+    if (ps->nspare < FEED_SPARE && !atomic_load(&ps->stop)) {
+        lf_event_list_clear(&b->l);
+        ps->spare[ps->nspare++] = b;
+        return;
     }
+    lf_event_list_free(&b->l);
+    free(b);
 }
 
 /* The cached batch with the most events after pos, NULL if none has any
@@ -812,13 +821,21 @@ static int feed_get(lf_projections *ps, int64_t pos, struct feed_batch **out, co
         if (b) b->refs++;
         pthread_mutex_unlock(&ps->feed_mu);
         if (!b) {
-            struct feed_batch *nb = lf_xcalloc(1, sizeof *nb);
-            lf_event_list_init(&nb->l);
+            struct feed_batch *nb = NULL;
+            pthread_mutex_lock(&ps->feed_mu);
+            if (ps->nspare) nb = ps->spare[--ps->nspare];
+            pthread_mutex_unlock(&ps->feed_mu);
+            if (!nb) {
+                nb = lf_xcalloc(1, sizeof *nb);
+                lf_event_list_init(&nb->l);
+            }
             rc = lf_store_read_all(ps->store, pos, LIVE_BATCH, &nb->l);
             atomic_fetch_add(&ps->feed_reads, 1);
             if (rc || nb->l.n == 0) {
-                lf_event_list_free(&nb->l);
-                free(nb);
+                pthread_mutex_lock(&ps->feed_mu);
+                nb->refs = 1;
+                feed_unref_locked(ps, nb); /* back to the spares */
+                pthread_mutex_unlock(&ps->feed_mu);
             } else {
                 nb->after = pos;
                 nb->last = nb->l.ev[nb->l.n - 1].position;
@@ -829,7 +846,7 @@ static int feed_get(lf_projections *ps, int64_t pos, struct feed_batch **out, co
                     int old = 0;
                     for (int i = 1; i < ps->nfeed; i++)
                         if (ps->feed[i]->last < ps->feed[old]->last) old = i;
-                    feed_unref_locked(ps->feed[old]);
+                    feed_unref_locked(ps, ps->feed[old]);
                     ps->feed[old] = ps->feed[--ps->nfeed];
                 }
                 ps->feed[ps->nfeed++] = nb;
@@ -863,7 +880,7 @@ static void feed_put(lf_projections *ps, struct feed_batch *b)
 {
     if (!b) return;
     pthread_mutex_lock(&ps->feed_mu);
-    feed_unref_locked(b);
+    feed_unref_locked(ps, b);
     pthread_mutex_unlock(&ps->feed_mu);
 }
 
@@ -871,7 +888,12 @@ static void feed_clear(lf_projections *ps)
 {
     pthread_mutex_lock(&ps->feed_mu);
     while (ps->nfeed)
-        feed_unref_locked(ps->feed[--ps->nfeed]);
+        feed_unref_locked(ps, ps->feed[--ps->nfeed]);
+    while (ps->nspare) {
+        struct feed_batch *b = ps->spare[--ps->nspare];
+        lf_event_list_free(&b->l);
+        free(b);
+    }
     pthread_mutex_unlock(&ps->feed_mu);
 }
 

@@ -139,7 +139,7 @@ void lf_fleet_wake(struct lf_fleet *f, int group)
 void lf_fleet_seen(struct lf_fleet *f, const char *name, const char *via, int64_t response_ms)
 {
     int64_t now = lf_now_ms();
-    int emit = 0, came = 0, group = 0;
+    int emit = 0, came = 0, group = 0, work = 0;
     pthread_mutex_lock(&f->mu);
     fleet_unit *u = lf_fleet_find(f, name);
     if (!u) {
@@ -156,9 +156,14 @@ void lf_fleet_seen(struct lf_fleet *f, const char *name, const char *via, int64_
         u->ps.offline_reason[0] = '\0';
         f->online++;
         /* a unit coming back gets its pending deliveries at once */
-        if (u->cfg.desired_version > u->cfg.applied_version && u->cfg.next_attempt_ms > 0)
+        if (u->cfg.desired_version > u->cfg.applied_version && u->cfg.next_attempt_ms > 0) {
             u->cfg.next_attempt_ms = now;
+            work = 1;
+        }
         lf_fleet_resv_due_now(u, now);
+        /* the worker's scan has something for it: else no wake (a storm of
+         * units coming back with nothing pending wakes no scan at all) */
+        work = work || u->resv || u->pull_wanted;
     }
     if (u->persisted != 1) {
         u->persisted = 1;
@@ -175,7 +180,7 @@ void lf_fleet_seen(struct lf_fleet *f, const char *name, const char *via, int64_
     }
     if (came) {
         update_gauge(f);
-        lf_fleet_wake(f, group);
+        if (work) lf_fleet_wake(f, group);
     }
 }
 

@@ -1,5 +1,9 @@
 /* bench_util.c — shared pieces of the HTTP benchmarks (bench_util.h). */
 #include "bench_util.h"
+#include "core/lf.h"
+#include "http/client.h"
+
+#include <jansson.h>
 
 #include <dirent.h>
 #include <stdio.h>
@@ -39,7 +43,10 @@ pid_t lf_bench_start_hub(const char *dir, const char *store, const char *admin,
         for (int i = 0; extra && extra[i] && k < 47; i++)
             args[k++] = extra[i];
         args[k] = NULL;
-        execv("/proc/self/exe", (char *const *)args);
+        /* LF_BENCH_HUB: another lockerfleet binary for the hub (A/B runs
+         * of two builds under the same load generator). */
+        const char *bin = getenv("LF_BENCH_HUB");
+        execv(bin && bin[0] ? bin : "/proc/self/exe", (char *const *)args);
         _exit(127);
     }
     close(fds[1]);
@@ -111,4 +118,52 @@ double lf_bench_self_cpu_s(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static json_t *get_json(const char *url, const char *admin)
+{
+    lf_http_opts o = {.bearer = admin, .timeout_ms = 60000};
+    lf_http_result r;
+    int rc = lf_http_call("GET", url, NULL, &o, &r);
+    json_t *j = rc == 0 && r.status == 200 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
+    lf_http_result_free(&r);
+    return j;
+}
+
+int lf_bench_wait_projections(const char *url, const char *admin, int64_t timeout_ms, int64_t *head)
+{
+    char *hu = lf_asprintf("%s/healthz", url), *pu = lf_asprintf("%s/v1/projections", url);
+    json_t *hz = get_json(hu, admin);
+    int64_t want = json_integer_value(json_object_get(hz, "position")), t0 = lf_mono_ms();
+    int ret = -1;
+    if (head) *head = want;
+    if (!hz || want < 0) goto out;
+    for (;;) {
+        json_t *arr = get_json(pu, admin), *p;
+        size_t i;
+        if (!json_is_array(arr)) {
+            json_decref(arr);
+            goto out;
+        }
+        int at = 1;
+        json_array_foreach(arr, i, p)
+        {
+            if (json_integer_value(json_object_get(p, "position")) < want) at = 0;
+        }
+        json_decref(arr);
+        if (at) {
+            ret = 0;
+            break;
+        }
+        if (lf_mono_ms() - t0 > timeout_ms) {
+            ret = 1;
+            break;
+        }
+        lf_sleep_ms(20);
+    }
+out:
+    json_decref(hz);
+    free(hu);
+    free(pu);
+    return ret;
 }

@@ -6,12 +6,15 @@
 #define LF_BENCH_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Starts `lockerfleet hub --listen 127.0.0.1:0 --data dir --admin-token
  * admin [--store store] extra...` (extra: NULL-terminated, may be NULL) as
  * a child and waits for its "listening on URL" line; url receives the URL
- * ("" if the hub never said it). Returns the child's pid, or -1. The pipe
+ * ("" if the hub never said it). The hub is this binary, or the one the
+ * environment variable LF_BENCH_HUB names (to compare two builds under the
+ * same load generator). Returns the child's pid, or -1. The pipe
  * on its stdout stays open (the hub prints little). */
 pid_t lf_bench_start_hub(const char *dir, const char *store, const char *admin,
                          const char *const *extra, char *url, size_t urllen);
@@ -26,5 +29,12 @@ double lf_bench_proc_cpu_s(pid_t pid);
 double lf_bench_tree_cpu_s(pid_t pid);
 /* The same for this process. */
 double lf_bench_self_cpu_s(void);
+
+/* Waits until every projection of the hub at url has reached the log head
+ * as it is when called (GET /healthz, then GET /v1/projections every
+ * 20 ms, with the admin token), at most timeout_ms. *head (may be NULL)
+ * receives that head. 0 when caught up, 1 on timeout, -1 on an error. */
+int lf_bench_wait_projections(const char *url, const char *admin, int64_t timeout_ms,
+                              int64_t *head);
 
 #endif

@@ -21,6 +21,7 @@
 #include "hub/fleet.h"
 
 #include "hub/cluster.h"
+#include "projection/projection.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 
 #define FLEET_BUCKETS 16384
 #define FLEET_GROUPS 2
+#define FLEET_SCAN_GAP_MS 50
 #define FLEET_PING_INFLIGHT 512
 #define FLEET_DEFAULT_HB_MS 30000
 #define FLEET_DELIVERY_THREADS 8 /* per group; env LF_FLEET_DELIVERY_THREADS */
@@ -137,7 +139,7 @@ void lf_fleet_wake(struct lf_fleet *f, int group)
 void lf_fleet_seen(struct lf_fleet *f, const char *name, const char *via, int64_t response_ms)
 {
     int64_t now = lf_now_ms();
-    int emit = 0, came = 0, group = 0;
+    int emit = 0, came = 0, group = 0, work = 0;
     pthread_mutex_lock(&f->mu);
     fleet_unit *u = lf_fleet_find(f, name);
     if (!u) {
@@ -154,9 +156,14 @@ void lf_fleet_seen(struct lf_fleet *f, const char *name, const char *via, int64_
         u->ps.offline_reason[0] = '\0';
         f->online++;
         /* a unit coming back gets its pending deliveries at once */
-        if (u->cfg.desired_version > u->cfg.applied_version && u->cfg.next_attempt_ms > 0)
+        if (u->cfg.desired_version > u->cfg.applied_version && u->cfg.next_attempt_ms > 0) {
             u->cfg.next_attempt_ms = now;
+            work = 1;
+        }
         lf_fleet_resv_due_now(u, now);
+        /* the worker's scan has something for it: else no wake (a storm of
+         * units coming back with nothing pending wakes no scan at all) */
+        work = work || u->resv || u->pull_wanted;
     }
     if (u->persisted != 1) {
         u->persisted = 1;
@@ -173,7 +180,7 @@ void lf_fleet_seen(struct lf_fleet *f, const char *name, const char *via, int64_
     }
     if (came) {
         update_gauge(f);
-        lf_fleet_wake(f, group);
+        if (work) lf_fleet_wake(f, group);
     }
 }
 
@@ -402,6 +409,12 @@ static fleet_unit *unit_insert(struct lf_fleet *f, fleet_unit *u)
     u->hnext = f->buckets[b];
     f->buckets[b] = u;
     f->nunits++;
+    fleet_group *g = &f->groups[u->group];
+    if (g->nunits == g->capunits) {
+        g->capunits = g->capunits ? g->capunits * 2 : 256;
+        g->units = lf_xrealloc(g->units, g->capunits * sizeof *g->units);
+    }
+    g->units[g->nunits++] = u;
     pthread_mutex_unlock(&f->mu);
     return u;
 }
@@ -507,19 +520,19 @@ static void *ping_main(void *arg)
         int64_t t0 = lf_mono_ms();
         ping_batch b = {0};
         pthread_mutex_lock(&f->mu);
-        for (size_t i = 0; i < f->nbuckets; i++)
-            for (fleet_unit *u = f->buckets[i]; u; u = u->hnext) {
-                if (!owned_in_group(f, u, g->idx) || u->presence != LF_PRESENCE_POLL || !u->url[0])
-                    continue;
-                if (b.n == b.cap) {
-                    b.cap = b.cap ? b.cap * 2 : 64;
-                    b.names = lf_xrealloc(b.names, b.cap * sizeof *b.names);
-                    b.urls = lf_xrealloc(b.urls, b.cap * sizeof *b.urls);
-                }
-                b.names[b.n] = lf_strdup(u->name);
-                b.urls[b.n] = lf_asprintf("%s/ping", u->url);
-                b.n++;
+        for (size_t i = 0; i < g->nunits; i++) {
+            fleet_unit *u = g->units[i];
+            if (!owned_in_group(f, u, g->idx) || u->presence != LF_PRESENCE_POLL || !u->url[0])
+                continue;
+            if (b.n == b.cap) {
+                b.cap = b.cap ? b.cap * 2 : 64;
+                b.names = lf_xrealloc(b.names, b.cap * sizeof *b.names);
+                b.urls = lf_xrealloc(b.urls, b.cap * sizeof *b.urls);
             }
+            b.names[b.n] = lf_strdup(u->name);
+            b.urls[b.n] = lf_asprintf("%s/ping", u->url);
+            b.n++;
+        }
         pthread_mutex_unlock(&f->mu);
         if (b.n > 0) {
             b.res = lf_xcalloc(b.n, sizeof *b.res);
@@ -644,33 +657,33 @@ static void *work_main(void *arg)
         if (pull_tick) g->next_pull_ms = lf_mono_ms() + pull_every;
         if (prune) g->next_prune_ms = lf_mono_ms() + FLEET_PRUNE_MS;
         name_list lost = {0};
+        int64_t scan_ms = lf_mono_ms();
         pthread_mutex_lock(&f->mu);
         g->wake = 0;
-        for (size_t i = 0; i < f->nbuckets; i++)
-            for (fleet_unit *u = f->buckets[i]; u; u = u->hnext) {
-                if (!owned_in_group(f, u, g->idx)) continue;
-                if (prune) pruned += lf_fleet_resv_prune(u, now);
-                if (u->presence == LF_PRESENCE_HEARTBEAT) {
-                    int64_t grace = lf_fleet_hb_grace(f, u);
-                    int64_t since = u->ps.known ? u->ps.last_seen_at_ms : f->started_ms;
-                    if ((u->ps.online || (!u->ps.known && u->persisted != 0)) &&
-                        now - since > grace)
-                        names_push(&lost, u->name);
-                }
-                if (pull_tick && strcmp(u->uplink, "pull") == 0) u->pull_wanted = 1;
-                if (!u->ps.online || !u->url[0] || u->job_busy) continue;
-                int kinds = 0;
-                fleet_cfg *c = &u->cfg;
-                if (!c->busy && c->desired_version > c->applied_version && c->next_attempt_ms > 0 &&
-                    c->next_attempt_ms <= now && strcmp(c->state, "rejected") != 0)
-                    kinds |= FLEET_JOB_CFG;
-                if (lf_fleet_resv_due(u, now)) kinds |= FLEET_JOB_RESV;
-                if (u->pull_wanted && !u->pulling) {
-                    kinds |= FLEET_JOB_PULL;
-                    u->pull_wanted = 0;
-                }
-                if (kinds) job_push(g, u, kinds);
+        for (size_t i = 0; i < g->nunits; i++) {
+            fleet_unit *u = g->units[i];
+            if (!owned_in_group(f, u, g->idx)) continue;
+            if (prune) pruned += lf_fleet_resv_prune(u, now);
+            if (u->presence == LF_PRESENCE_HEARTBEAT) {
+                int64_t grace = lf_fleet_hb_grace(f, u);
+                int64_t since = u->ps.known ? u->ps.last_seen_at_ms : f->started_ms;
+                if ((u->ps.online || (!u->ps.known && u->persisted != 0)) && now - since > grace)
+                    names_push(&lost, u->name);
             }
+            if (pull_tick && strcmp(u->uplink, "pull") == 0) u->pull_wanted = 1;
+            if (!u->ps.online || !u->url[0] || u->job_busy) continue;
+            int kinds = 0;
+            fleet_cfg *c = &u->cfg;
+            if (!c->busy && c->desired_version > c->applied_version && c->next_attempt_ms > 0 &&
+                c->next_attempt_ms <= now && strcmp(c->state, "rejected") != 0)
+                kinds |= FLEET_JOB_CFG;
+            if (lf_fleet_resv_due(u, now)) kinds |= FLEET_JOB_RESV;
+            if (u->pull_wanted && !u->pulling) {
+                kinds |= FLEET_JOB_PULL;
+                u->pull_wanted = 0;
+            }
+            if (kinds) job_push(g, u, kinds);
+        }
         pthread_mutex_unlock(&f->mu);
         if (pruned) LF_DEBUG("fleet", "group %d: %zu finished reservations pruned", g->idx, pruned);
         for (size_t i = 0; i < lost.n && !atomic_load(&f->stop); i++) {
@@ -690,6 +703,12 @@ static void *work_main(void *arg)
             pthread_cond_timedwait(&g->cv, &f->mu, &ts);
         }
         pthread_mutex_unlock(&f->mu);
+        /* Wakes come with every unit coming online: in a reconnect storm
+         * one per unit. Scan at most every FLEET_SCAN_GAP_MS, so the wakes
+         * of a storm share a scan instead of each costing a walk of the
+         * whole group under f->mu (which ingestion also takes). */
+        int64_t gap = scan_ms + FLEET_SCAN_GAP_MS - lf_mono_ms();
+        if (gap > 0 && !atomic_load(&f->stop)) lf_sleep_ms(gap);
     }
     return NULL;
 }
@@ -819,7 +838,9 @@ int lf_fleet_start(lf_hub *h)
     update_gauge(f);
     LF_INFO("fleet", "%zu units loaded, %d worker groups", f->nunits, f->ngroups);
 
-    f->sub = lf_store_subscribe(h->store, head, 0, on_event, f);
+    /* On the projections' feed: the events the projections read anyway,
+     * without another copy of each out of the store. */
+    f->sub = lf_projections_follow(h->proj, head, on_event, f);
     if (!f->sub) {
         rc = LF_EIO;
         lf_err_set("fleet: cannot subscribe to the log");
@@ -878,7 +899,7 @@ void lf_fleet_stop(lf_hub *h)
         pthread_cond_destroy(&g->cv);
         pthread_cond_destroy(&g->jobs_cv);
     }
-    lf_subscription_stop(f->sub);
+    lf_projection_follower_stop(f->sub);
     for (size_t i = 0; i < f->nbuckets; i++) {
         fleet_unit *u = f->buckets[i];
         while (u) {
@@ -888,6 +909,8 @@ void lf_fleet_stop(lf_hub *h)
         }
     }
     free(f->buckets);
+    for (int i = 0; i < f->ngroups; i++)
+        free(f->groups[i].units);
     free(f->groups);
     pthread_mutex_destroy(&f->mu);
     pthread_mutex_destroy(&f->cfg_mu);

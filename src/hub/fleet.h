@@ -186,6 +186,10 @@ typedef struct fleet_group {
     lf_fleet_pinger *pinger;
     pthread_cond_t cv;
     int wake;
+    /* this group's units (f->mu): the scans walk these, not every bucket
+     * of the fleet; units are never removed while the fleet runs */
+    struct fleet_unit **units;
+    size_t nunits, capunits;
     int64_t next_pull_ms;
     int64_t next_prune_ms;
     /* delivery pool: calls to units run here, several at once, so one
@@ -207,7 +211,7 @@ struct lf_fleet {
     atomic_int inflight; /* ingestion requests in progress */
     atomic_int stop;
     int64_t started_ms;
-    lf_subscription *sub;
+    struct lf_projection_follower *sub;
     int online, offline;
     pthread_mutex_t cfg_mu; /* serialises config version allocation */
 };

@@ -185,7 +185,9 @@ const lf_route *lf_api_reservation_routes(void);
 const lf_route *lf_fleet_routes(void);
 
 /* Module lifecycles, called by hub_main in this order after the store is
- * open and before the HTTP server starts; stopped in reverse. */
+ * open and the projections have started (the registry and the fleet
+ * follow the log on the projections' feed), before the HTTP server
+ * starts; stopped in reverse, before the projections. */
 int lf_registry_start(lf_hub *h);
 void lf_registry_stop(lf_hub *h);
 int lf_booking_start(lf_hub *h);

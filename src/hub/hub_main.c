@@ -41,6 +41,7 @@ int lf_hub_append(lf_hub *h, const char *stream, int64_t expected, const lf_even
         lf_metric_set("lockerfleet_log_position", NULL, (double)res->last_position);
     }
     if (rc == 0) {
+        lf_projections_published(h->proj, res->last_position);
         char pos[24];
         snprintf(pos, sizeof pos, "%lld", (long long)res->last_position);
         lf_log_ctx_set("position", pos);
@@ -390,11 +391,6 @@ int lf_cmd_hub(int argc, char **argv)
     lf_store_head(h->store, &head);
     lf_metric_set("lockerfleet_log_position", NULL, (double)head);
 
-    if (lf_registry_start(h)) {
-        fprintf(stderr, "lockerfleet hub: registry: %s\n", lf_err_get());
-        goto out;
-    }
-    reg = 1;
     size_t nproj;
     const lf_projection_def *const *defs = lf_projection_all(&nproj);
     h->proj = lf_projections_start(h->store, data, defs, nproj);
@@ -402,6 +398,11 @@ int lf_cmd_hub(int argc, char **argv)
         fprintf(stderr, "lockerfleet hub: projections: %s\n", lf_err_get());
         goto out;
     }
+    if (lf_registry_start(h)) {
+        fprintf(stderr, "lockerfleet hub: registry: %s\n", lf_err_get());
+        goto out;
+    }
+    reg = 1;
     if (lf_booking_start(h)) {
         fprintf(stderr, "lockerfleet hub: reservations: %s\n", lf_err_get());
         goto out;
@@ -457,8 +458,8 @@ out:
     lf_cluster_stop(h);    /* gives the shards away before the fleet stops */
     if (fleet) lf_fleet_stop(h);
     if (booking) lf_booking_stop(h);
+    if (reg) lf_registry_stop(h); /* it follows the log on the projections' feed */
     lf_projections_stop(h->proj);
-    if (reg) lf_registry_stop(h);
     lf_store_close(h->store);
     free(owned_url);
     free(h->data_dir);

@@ -12,6 +12,7 @@
  * One rwlock guards it all.
  */
 #include "hub/registry.h"
+#include "projection/projection.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -29,7 +30,7 @@ struct lf_registry {
     size_t nunits, capunits;
     struct tok *unit_toks, *user_toks; /* sorted by hash */
     size_t nunit_toks, nuser_toks, capunit_toks, capuser_toks;
-    lf_subscription *sub;
+    struct lf_projection_follower *sub;
 };
 
 static size_t unit_lower(struct lf_registry *r, const char *name, int *found)
@@ -210,7 +211,7 @@ int lf_registry_start(lf_hub *h)
         }
         lf_event_list_free(&l);
     }
-    r->sub = lf_store_subscribe(h->store, pos, 0, on_event, h);
+    r->sub = lf_projections_follow(h->proj, pos, on_event, h);
     if (!r->sub) {
         lf_err_set("registry: cannot subscribe to the log");
         rc = LF_EIO;
@@ -224,7 +225,7 @@ void lf_registry_stop(lf_hub *h)
 {
     struct lf_registry *r = h->reg;
     if (!r) return;
-    lf_subscription_stop(r->sub);
+    lf_projection_follower_stop(r->sub);
     for (size_t i = 0; i < r->nunits; i++)
         free(r->units[i]);
     free(r->units);

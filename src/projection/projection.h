@@ -62,6 +62,30 @@ lf_projections *lf_projections_start(lf_store *store, const char *dir,
                                      const lf_projection_def *const *defs, size_t n);
 /* Stops the threads (each finishes its current batch and commits). */
 void lf_projections_stop(lf_projections *p);
+/* The live threads share their reads of the log (runner.c, "the shared
+ * feed"): *reads = batches read from the store, *hits = batches taken from
+ * what another thread had read. */
+void lf_projections_feed_stats(lf_projections *ps, int64_t *reads, int64_t *hits);
+
+/* Tells the runner that this process's appends up to pos have returned
+ * (the hub's lf_hub_append, after every successful append). With the
+ * sqlite store the feed then reads only what was published, from the
+ * store's memory, instead of racing a commit into its database file. */
+void lf_projections_published(lf_projections *ps, int64_t pos);
+
+/* A follower: another in-process reader of the log that shares the
+ * projections' feed (the hub's registry and fleet), with the semantics of
+ * lf_store_subscribe: every event with position > after, in order,
+ * exactly once, on its own thread; the handler returns non-zero to stop.
+ * Stop every follower before lf_projections_stop. */
+typedef struct lf_projection_follower lf_projection_follower;
+lf_projection_follower *lf_projections_follow(lf_projections *ps, int64_t after, lf_store_handler h,
+                                              void *ctx);
+/* Position of the last event delivered. */
+int64_t lf_projection_follower_position(lf_projection_follower *fo);
+/* Stops and joins the thread, then frees. Not from inside the handler.
+ * NULL is a no-op. */
+void lf_projection_follower_stop(lf_projection_follower *fo);
 
 /* Waits until projection name has applied position >= pos (or timeout).
  * 0, LF_ETIMEDOUT, LF_ENOTFOUND (no such projection). */

@@ -151,12 +151,49 @@ struct proj {
     int64_t last_rb_events, last_rb_ms;
 };
 
+/* ---- the shared feed ---------------------------------------------------
+ * The live threads follow the same log, usually a few events apart: each
+ * reading it on its own copied every event out of the store once per
+ * projection (and, for one that fell behind the store's in-memory tail,
+ * read it back through SQLite). The feed keeps the last FEED_KEEP batches
+ * read: a batch holds the events with position > after, up to last, so
+ * a thread at any pos in [after, last) takes the batch's suffix without a
+ * read. One thread reads at a time (read_mu), so the threads that miss
+ * together share the one read instead of each making it. Batches are
+ * read-only once in the feed and reference-counted: one evicted while a
+ * thread applies it is freed by that thread's feed_put. A freed batch's
+ * list is kept (FEED_SPARE of them) for a next read to fill: its memory is
+ * already mapped, a fresh one page-faults its way through every read. */
+#define FEED_KEEP 8
+#define FEED_SPARE 4
+
+struct feed_batch {
+    int64_t after, last;
+    lf_event_list l;
+    int refs; /* holders + 1 while in the feed (feed_mu) */
+};
+
 struct lf_projections {
     lf_store *store;
     char *dir;
     struct proj *p;
     size_t n;
     atomic_int stop;
+
+    pthread_mutex_t feed_mu; /* feed[], nfeed, refs */
+    pthread_mutex_t read_mu; /* one store read at a time */
+    struct feed_batch *feed[FEED_KEEP];
+    int nfeed;
+    struct feed_batch *spare[FEED_SPARE]; /* emptied, memory kept for the next read */
+    int nspare;
+    atomic_llong feed_reads, feed_hits; /* for tests and status */
+
+    /* lf_projections_published: the position up to which this process's
+     * appends have returned (sqlite store only, 0 until told). */
+    int gate_ok; /* the store is sqlite: its memory has what returned */
+    atomic_llong published;
+    pthread_mutex_t pub_mu;
+    pthread_cond_t pub_cond;
 };
 
 static char *gen_path(const char *dir, const char *name, int64_t gen)
@@ -751,14 +788,260 @@ int lf_projection_digest(lf_projections *ps, const char *name, char out[65])
     return rc;
 }
 
+/* ---- the shared feed ------------------------------------------------------ */
+
+static void feed_unref_locked(lf_projections *ps, struct feed_batch *b)
+{
+    if (--b->refs > 0) return;
+    if (ps->nspare < FEED_SPARE && !atomic_load(&ps->stop)) {
+        lf_event_list_clear(&b->l);
+        ps->spare[ps->nspare++] = b;
+        return;
+    }
+    lf_event_list_free(&b->l);
+    free(b);
+}
+
+/* The cached batch with the most events after pos, NULL if none has any
+ * (feed_mu held). */
+static struct feed_batch *feed_find_locked(lf_projections *ps, int64_t pos)
+{
+    struct feed_batch *best = NULL;
+    for (int i = 0; i < ps->nfeed; i++) {
+        struct feed_batch *b = ps->feed[i];
+        if (b->after <= pos && pos < b->last && (!best || b->last > best->last)) best = b;
+    }
+    return best;
+}
+
+/* 1 if the feed holds events after pos (no read needed). */
+static int feed_has(lf_projections *ps, int64_t pos)
+{
+    pthread_mutex_lock(&ps->feed_mu);
+    int has = feed_find_locked(ps, pos) != NULL;
+    pthread_mutex_unlock(&ps->feed_mu);
+    return has;
+}
+
+/* The events after pos: *ev, *n (a suffix of *out's batch, to return with
+ * feed_put), or *n = 0 and *out NULL when the store has none now. */
+static int feed_get(lf_projections *ps, int64_t pos, struct feed_batch **out, const lf_event **ev,
+                    size_t *n)
+{
+    int rc = 0;
+    struct feed_batch *b;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&ps->feed_mu);
+    b = feed_find_locked(ps, pos);
+    if (b) b->refs++;
+    pthread_mutex_unlock(&ps->feed_mu);
+    if (!b) {
+        pthread_mutex_lock(&ps->read_mu);
+        /* Someone may have read it while this thread waited for read_mu. */
+        pthread_mutex_lock(&ps->feed_mu);
+        b = feed_find_locked(ps, pos);
+        if (b) b->refs++;
+        pthread_mutex_unlock(&ps->feed_mu);
+        if (!b) {
+            struct feed_batch *nb = NULL;
+            pthread_mutex_lock(&ps->feed_mu);
+            if (ps->nspare) nb = ps->spare[--ps->nspare];
+            pthread_mutex_unlock(&ps->feed_mu);
+            if (!nb) {
+                nb = lf_xcalloc(1, sizeof *nb);
+                lf_event_list_init(&nb->l);
+            }
+            rc = lf_store_read_all(ps->store, pos, LIVE_BATCH, &nb->l);
+            atomic_fetch_add(&ps->feed_reads, 1);
+            if (rc || nb->l.n == 0) {
+                pthread_mutex_lock(&ps->feed_mu);
+                nb->refs = 1;
+                feed_unref_locked(ps, nb); /* back to the spares */
+                pthread_mutex_unlock(&ps->feed_mu);
+            } else {
+                nb->after = pos;
+                nb->last = nb->l.ev[nb->l.n - 1].position;
+                nb->refs = 2; /* the feed's and ours */
+                pthread_mutex_lock(&ps->feed_mu);
+                if (ps->nfeed == FEED_KEEP) {
+                    /* Evict the batch that ends first: the threads are past it. */
+                    int old = 0;
+                    for (int i = 1; i < ps->nfeed; i++)
+                        if (ps->feed[i]->last < ps->feed[old]->last) old = i;
+                    feed_unref_locked(ps, ps->feed[old]);
+                    ps->feed[old] = ps->feed[--ps->nfeed];
+                }
+                ps->feed[ps->nfeed++] = nb;
+                pthread_mutex_unlock(&ps->feed_mu);
+                b = nb;
+            }
+        } else {
+            atomic_fetch_add(&ps->feed_hits, 1);
+        }
+        pthread_mutex_unlock(&ps->read_mu);
+    } else {
+        atomic_fetch_add(&ps->feed_hits, 1);
+    }
+    if (!b) return rc;
+    /* Positions grow within a batch: the first event after pos. */
+    size_t lo = 0, hi = b->l.n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->l.ev[mid].position <= pos)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *out = b;
+    *ev = b->l.ev + lo;
+    *n = b->l.n - lo;
+    return 0;
+}
+
+static void feed_put(lf_projections *ps, struct feed_batch *b)
+{
+    if (!b) return;
+    pthread_mutex_lock(&ps->feed_mu);
+    feed_unref_locked(ps, b);
+    pthread_mutex_unlock(&ps->feed_mu);
+}
+
+static void feed_clear(lf_projections *ps)
+{
+    pthread_mutex_lock(&ps->feed_mu);
+    while (ps->nfeed)
+        feed_unref_locked(ps, ps->feed[--ps->nfeed]);
+    while (ps->nspare) {
+        struct feed_batch *b = ps->spare[--ps->nspare];
+        lf_event_list_free(&b->l);
+        free(b);
+    }
+    pthread_mutex_unlock(&ps->feed_mu);
+}
+
+void lf_projections_published(lf_projections *ps, int64_t pos)
+{
+    if (!ps || !ps->gate_ok) return;
+    int64_t cur = atomic_load(&ps->published);
+    while (cur < pos && !atomic_compare_exchange_weak(&ps->published, &cur, pos)) {
+    }
+    pthread_mutex_lock(&ps->pub_mu);
+    pthread_cond_broadcast(&ps->pub_cond);
+    pthread_mutex_unlock(&ps->pub_mu);
+}
+
+/* Before a read at pos. With the sqlite store, whose reads after the last
+ * event it holds in memory go to the database file: an event committed
+ * there but not yet published in memory (the WAL checkpoint runs inside
+ * COMMIT) would be read back through SQLite, once per follower. So when
+ * the hub says what its appends published, read only past what was
+ * published, or after PUB_WAIT_MS (another process may write the file).
+ * Otherwise, at the head (at_head != 0), wait on the store for the next
+ * commit.
+ * Returns LF_ECLOSED when the store closed. */
+#define PUB_WAIT_MS 100
+static int feed_wait(lf_projections *ps, int64_t pos, int at_head)
+{
+    /* at_head == 2: the last read found nothing after pos; never spin on
+     * a published position the store does not show (it cannot happen, it
+     * would cost a core if it did). */
+    if (ps->gate_ok && atomic_load(&ps->published) > 0 && at_head != 2) {
+        if (atomic_load(&ps->published) > pos || feed_has(ps, pos)) return 0;
+        struct timespec ts;
+        lf_abstime_us(PUB_WAIT_MS * 1000, &ts);
+        pthread_mutex_lock(&ps->pub_mu);
+        while (atomic_load(&ps->published) <= pos && !atomic_load(&ps->stop))
+            if (pthread_cond_timedwait(&ps->pub_cond, &ps->pub_mu, &ts) == ETIMEDOUT) break;
+        pthread_mutex_unlock(&ps->pub_mu);
+        return 0;
+    }
+    if (at_head && !feed_has(ps, pos)) return lf_store_wait(ps->store, pos, 250) == LF_ECLOSED;
+    return 0;
+}
+
+void lf_projections_feed_stats(lf_projections *ps, int64_t *reads, int64_t *hits)
+{
+    *reads = ps ? atomic_load(&ps->feed_reads) : 0;
+    *hits = ps ? atomic_load(&ps->feed_hits) : 0;
+}
+
+/* ---- followers: other in-process readers of the log on the feed ---------- */
+
+struct lf_projection_follower {
+    lf_projections *ps;
+    lf_store_handler handler;
+    void *ctx;
+    atomic_llong position;
+    atomic_int stop;
+    pthread_t thread;
+};
+
+static void *follower_main(void *arg)
+{
+    lf_projection_follower *fo = arg;
+    lf_projections *ps = fo->ps;
+    int at_head = 0;
+    while (!atomic_load(&fo->stop) && !atomic_load(&ps->stop)) {
+        int64_t pos = atomic_load(&fo->position);
+        if (feed_wait(ps, pos, at_head)) break;
+        struct feed_batch *fb = NULL;
+        const lf_event *ev = NULL;
+        size_t n = 0;
+        int rc = feed_get(ps, pos, &fb, &ev, &n);
+        if (rc) {
+            if (rc == LF_ECLOSED) break;
+            LF_WARN("projection", "a follower's read of the log failed: %s %s", lf_strerror(rc),
+                    lf_err_get());
+            lf_sleep_ms(200);
+            continue;
+        }
+        at_head = n == 0 ? 2 : fb->l.n < LIVE_BATCH;
+        for (size_t i = 0; i < n && !atomic_load(&fo->stop); i++) {
+            if (fo->handler(&ev[i], fo->ctx)) atomic_store(&fo->stop, 1);
+            atomic_store(&fo->position, ev[i].position);
+        }
+        feed_put(ps, fb);
+    }
+    return NULL;
+}
+
+lf_projection_follower *lf_projections_follow(lf_projections *ps, int64_t after, lf_store_handler h,
+                                              void *ctx)
+{
+    if (!ps || !h || after < 0) return NULL;
+    lf_projection_follower *fo = lf_xcalloc(1, sizeof *fo);
+    fo->ps = ps;
+    fo->handler = h;
+    fo->ctx = ctx;
+    atomic_store(&fo->position, after);
+    if (pthread_create(&fo->thread, NULL, follower_main, fo)) {
+        free(fo);
+        return NULL;
+    }
+    return fo;
+}
+
+int64_t lf_projection_follower_position(lf_projection_follower *fo)
+{
+    return fo ? atomic_load(&fo->position) : 0;
+}
+
+void lf_projection_follower_stop(lf_projection_follower *fo)
+{
+    if (!fo) return;
+    atomic_store(&fo->stop, 1);
+    pthread_join(fo->thread, NULL);
+    free(fo);
+}
+
 /* ---- the live thread -------------------------------------------------------- */
 
 static void *live_thread(void *arg)
 {
     struct proj *p = arg;
     struct lf_projections *ps = p->owner;
-    lf_event_list l;
-    lf_event_list_init(&l);
+    int at_head = 0;
     int busy = 0; /* the last read found events, fewer than a full batch */
     while (!atomic_load(&ps->stop)) {
         pthread_mutex_lock(&p->mu);
@@ -770,35 +1053,41 @@ static void *live_thread(void *arg)
             continue;
         }
         if (busy && !waiters) lf_sleep_ms(LIVE_COALESCE_MS);
-        lf_event_list_clear(&l);
-        int rc = lf_store_read_all(ps->store, pos, LIVE_BATCH, &l);
+        /* At the head, wait for the next commit before reading: a read
+         * there finds nothing in the store's memory and asks its database
+         * (and would race the commit being published). The wait returns
+         * at once when there is more to read. */
+        if (feed_wait(ps, pos, at_head)) break;
+        struct feed_batch *fb = NULL;
+        const lf_event *ev = NULL;
+        size_t n = 0;
+        int rc = feed_get(ps, pos, &fb, &ev, &n);
         if (rc) {
             if (rc == LF_ECLOSED) break;
             LF_WARN("projection", "%s: reading the log: %s", p->def->name, lf_err_get());
             lf_sleep_ms(500);
             continue;
         }
-        busy = l.n > 0 && l.n < LIVE_BATCH;
-        if (l.n == 0) {
-            lf_store_wait(ps->store, pos, 250);
-            continue;
-        }
+        at_head = n == 0 ? 2 : fb->l.n < LIVE_BATCH;
+        busy = n > 0 && n < LIVE_BATCH;
+        if (n == 0) continue;
         pthread_mutex_lock(&p->apply_mu);
         pthread_mutex_lock(&p->mu);
         int stale = p->position != pos || p->paused; /* swapped meanwhile */
         pthread_mutex_unlock(&p->mu);
         int64_t newpos = pos;
-        size_t bad = l.n;
-        if (!stale) rc = apply_batch(p->db, &p->cache, p->def, l.ev, l.n, &newpos, &bad, &p->saved);
-        if (rc && bad > 0 && bad < l.n) {
+        size_t bad = n;
+        if (!stale) rc = apply_batch(p->db, &p->cache, p->def, ev, n, &newpos, &bad, &p->saved);
+        if (rc && bad > 0 && bad < n) {
             /* Keep the events before the bad one: the checkpoint then
              * points exactly at the event that failed. */
             char msg[512];
             snprintf(msg, sizeof msg, "%s", lf_err_get());
-            apply_batch(p->db, &p->cache, p->def, l.ev, bad, &newpos, NULL, NULL);
+            apply_batch(p->db, &p->cache, p->def, ev, bad, &newpos, NULL, NULL);
             lf_err_set("%s", msg);
         }
         pthread_mutex_unlock(&p->apply_mu);
+        feed_put(ps, fb);
         if (stale) continue;
         pthread_mutex_lock(&p->mu);
         p->position = newpos;
@@ -811,7 +1100,6 @@ static void *live_thread(void *arg)
         pthread_mutex_unlock(&p->mu);
     }
     ckpt_flush(p);
-    lf_event_list_free(&l);
     return NULL;
 }
 
@@ -902,6 +1190,11 @@ lf_projections *lf_projections_start(lf_store *store, const char *dir,
     ps->store = store;
     ps->dir = lf_strdup(dir);
     ps->p = lf_xcalloc(n ? n : 1, sizeof *ps->p);
+    pthread_mutex_init(&ps->feed_mu, NULL);
+    pthread_mutex_init(&ps->read_mu, NULL);
+    pthread_mutex_init(&ps->pub_mu, NULL);
+    pthread_cond_init(&ps->pub_cond, NULL);
+    ps->gate_ok = strcmp(lf_store_backend(store), "sqlite") == 0;
     for (size_t i = 0; i < n; i++) {
         struct proj *p = &ps->p[i];
         p->def = defs[i];
@@ -950,6 +1243,11 @@ void lf_projections_stop(lf_projections *ps)
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->cond);
     }
+    feed_clear(ps);
+    pthread_mutex_destroy(&ps->feed_mu);
+    pthread_mutex_destroy(&ps->read_mu);
+    pthread_mutex_destroy(&ps->pub_mu);
+    pthread_cond_destroy(&ps->pub_cond);
     free(ps->p);
     free(ps->dir);
     free(ps);

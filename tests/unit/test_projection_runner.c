@@ -3,7 +3,8 @@
  * checkpoint with the rows, wait for a position, rebuild while live with
  * an equal digest, version bump rebuilds at start, a failing apply stops
  * only its projection; the end hook (sums kept in memory per batch) and
- * the revenue projection built on it.
+ * the revenue projection built on it; projections sharing reads of the
+ * log still see every event once and in order.
  */
 #include "projection/projection.h"
 
@@ -13,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +134,131 @@ static void test_catch_up_then_live(void **state)
     p = lf_projections_start(f->st, f->dir, defs, 1);
     assert_int_equal(lf_projections_wait(p, "counter", last, 20000), 0);
     assert_int_equal(ticks(p, "a"), 105);
+    lf_projections_stop(p);
+}
+
+/* Order and exactly-once as a projection sees them (one per thread). */
+struct seen {
+    int64_t last, n, bad;
+};
+
+static int seen_apply(sqlite3 *db, const lf_event *ev, void *ctx)
+{
+    (void)db;
+    struct seen *s = ctx;
+    if (ev->position != s->last + 1) s->bad++; /* the sqlite store has no gaps */
+    s->last = ev->position;
+    s->n++;
+    return 0;
+}
+
+static void *append_live(void *arg)
+{
+    lf_store *st = arg;
+    for (int b = 0; b < 60; b++) {
+        lf_event_in ev[50];
+        for (int i = 0; i < 50; i++)
+            ev[i] = (lf_event_in){.type = "Tick", .data = "{}"};
+        assert_int_equal(lf_store_append(st, "live", LF_EXPECT_ANY, ev, 50, NULL), 0);
+    }
+    return NULL;
+}
+
+/* Three projections share their reads of the log (the runner's feed), in
+ * catch-up and live: each still sees every event once, in order. */
+static void test_shared_feed(void **state)
+{
+    struct fx *f = *state;
+    int64_t first = append_ticks(f->st, "warm", 1);
+    struct seen s[3] = {{0}};
+    for (int i = 0; i < 3; i++)
+        s[i].last = first - 1;
+    const lf_projection_def d[3] = {{"one", 1, schema, seen_apply, &s[0], NULL},
+                                    {"two", 1, schema, seen_apply, &s[1], NULL},
+                                    {"three", 1, schema, seen_apply, &s[2], NULL}};
+    const lf_projection_def *defs[] = {&d[0], &d[1], &d[2]};
+    lf_event_in ev[1000];
+    for (int i = 0; i < 1000; i++)
+        ev[i] = (lf_event_in){.type = "Tick", .data = "{\"k\":1}"};
+    /* "one" first runs alone over part of the backlog: the others then
+     * start behind it and it resumes in the middle of their reads. */
+    for (int b = 0; b < 5; b++)
+        assert_int_equal(lf_store_append(f->st, "backlog", LF_EXPECT_ANY, ev, 999, NULL), 0);
+    lf_projections *p = lf_projections_start(f->st, f->dir, defs, 1);
+    assert_non_null(p);
+    assert_int_equal(lf_projections_wait(p, "one", first + 5 * 999, 20000), 0);
+    lf_projections_stop(p);
+    for (int b = 0; b < 4; b++)
+        assert_int_equal(lf_store_append(f->st, "backlog", LF_EXPECT_ANY, ev, 1000, NULL), 0);
+    p = lf_projections_start(f->st, f->dir, defs, 3);
+    assert_non_null(p);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, append_live, f->st), 0);
+    pthread_join(th, NULL);
+    int64_t head = 0;
+    assert_int_equal(lf_store_head(f->st, &head), 0);
+    assert_int_equal(head, first + 5 * 999 + 4000 + 3000);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(lf_projections_wait(p, d[i].name, head, 20000), 0);
+    int64_t reads = 0, hits = 0;
+    lf_projections_feed_stats(p, &reads, &hits);
+    lf_projections_stop(p);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(s[i].bad, 0);
+        assert_int_equal(s[i].n, head - first + 1);
+        assert_int_equal(s[i].last, head);
+    }
+    /* The backlog is 5 batches for "two" and "three": read once, taken by
+     * the other. */
+    assert_true(hits >= 5);
+}
+
+static int follow_handler(const lf_event *ev, void *ctx)
+{
+    struct seen *s = ctx;
+    if (ev->position != s->last + 1) s->bad++;
+    s->last = ev->position;
+    s->n++;
+    return s->n == 40; /* stop after 40 events */
+}
+
+/* The hub tells the runner what its appends published; events another
+ * writer appends (no such call) still reach projections and followers. */
+static void test_published_gate_and_followers(void **state)
+{
+    struct fx *f = *state;
+    struct seen s = {0}, fs = {0}, fs2 = {0};
+    const lf_projection_def d = {"gated", 1, schema, seen_apply, &s, NULL};
+    const lf_projection_def *defs[] = {&d};
+    lf_projections *p = lf_projections_start(f->st, f->dir, defs, 1);
+    assert_non_null(p);
+    lf_projection_follower *fo = lf_projections_follow(p, 0, follow_handler, &fs);
+    lf_projection_follower *fo2 = lf_projections_follow(p, 10, follow_handler, &fs2);
+    fs2.last = 10;
+    assert_non_null(fo);
+    assert_non_null(fo2);
+    assert_null(lf_projections_follow(p, -1, follow_handler, &fs));
+    int64_t last = append_ticks(f->st, "own", 20);
+    lf_projections_published(p, last);
+    assert_int_equal(lf_projections_wait(p, "gated", last, 20000), 0);
+    last = append_ticks(f->st, "foreign", 30); /* never published */
+    assert_int_equal(lf_projections_wait(p, "gated", last, 20000), 0);
+    assert_int_equal(s.n, 50);
+    assert_int_equal(s.bad, 0);
+    for (int i = 0; i < 400 && (lf_projection_follower_position(fo) < 40 ||
+                                lf_projection_follower_position(fo2) < 50);
+         i++)
+        usleep(50000);
+    /* fo stopped itself at its 40th event; fo2 started after 10 */
+    assert_int_equal(lf_projection_follower_position(fo), 40);
+    assert_int_equal(fs.n, 40);
+    assert_int_equal(fs.bad, 0);
+    assert_int_equal(lf_projection_follower_position(fo2), 50);
+    assert_int_equal(fs2.n, 40);
+    assert_int_equal(fs2.bad, 0);
+    lf_projection_follower_stop(fo);
+    lf_projection_follower_stop(fo2);
+    lf_projection_follower_stop(NULL);
     lf_projections_stop(p);
 }
 
@@ -356,6 +483,8 @@ int main(void)
     lf_log_set_level(LF_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_catch_up_then_live, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_feed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_published_gate_and_followers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_while_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_bump_rebuilds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_is_contained, setup, teardown),

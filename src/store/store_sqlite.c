@@ -173,11 +173,6 @@ typedef struct {
     size_t nnames, capnames;
     lf_sqlite_leases *leases; /* store_sqlite_lease.c */
     tail_ring tail;
-    /* The checkpointer (see ckpt_main). */
-    pthread_t ck_thread;
-    int ck_started, ck_pages, ck_stop;
-    pthread_mutex_t ck_mu;
-    pthread_cond_t ck_cond;
 } sq_store;
 
 static int sq_err(sqlite3 *db, const char *what)
@@ -603,64 +598,6 @@ static int prepare_all(sq_store *s)
 
 #define HEAD_SQL "SELECT pos + n - 1 FROM batches ORDER BY pos DESC LIMIT 1"
 
-/* ---- the checkpointer ---------------------------------------------------
- * SQLite's automatic checkpoint runs inside the COMMIT that crosses
- * wal_autocheckpoint pages: the leader then copies a thousand pages into
- * the database file and fsyncs it before it can wake its group, and during
- * that time the new events are visible in the file but not yet in the
- * tail (so the log's followers read them back through SQLite). Instead,
- * the writer's WAL hook tells this thread, which runs PASSIVE checkpoints
- * on a connection of its own (they never block the writer or readers);
- * when the WAL still grows past CKPT_FORCE pages (readers kept it from
- * being reset), a RESTART one waits for them, bounded by the busy timeout. */
-#define CKPT_PAGES 1000
-#define CKPT_FORCE 16000
-
-static int wal_hook(void *ctx, sqlite3 *db, const char *dbname, int pages)
-{
-    (void)db;
-    (void)dbname;
-    sq_store *s = ctx;
-    if (pages >= CKPT_PAGES) {
-        pthread_mutex_lock(&s->ck_mu);
-        s->ck_pages = pages;
-        pthread_cond_signal(&s->ck_cond);
-        pthread_mutex_unlock(&s->ck_mu);
-    }
-    return SQLITE_OK;
-}
-
-static void *ckpt_main(void *arg)
-{
-    sq_store *s = arg;
-    sqlite3 *db = NULL;
-    if (open_conn(s->path, 0, &db) || exec(db, "PRAGMA synchronous=FULL")) {
-        LF_WARN("store", "%s: checkpointer: %s", s->path, lf_err_get());
-        sqlite3_close(db);
-        db = NULL;
-    }
-    pthread_mutex_lock(&s->ck_mu);
-    while (!s->ck_stop) {
-        if (!s->ck_pages) {
-            pthread_cond_wait(&s->ck_cond, &s->ck_mu);
-            continue;
-        }
-        int pages = s->ck_pages;
-        s->ck_pages = 0;
-        pthread_mutex_unlock(&s->ck_mu);
-        int mode = pages >= CKPT_FORCE ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE;
-        int nlog = 0, nck = 0;
-        int rc = db ? sqlite3_wal_checkpoint_v2(db, NULL, mode, &nlog, &nck) : SQLITE_MISUSE;
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
-            LF_WARN("store", "%s: checkpoint: %s", s->path,
-                    db ? sqlite3_errmsg(db) : "no connection");
-        pthread_mutex_lock(&s->ck_mu);
-    }
-    pthread_mutex_unlock(&s->ck_mu);
-    if (db) sqlite3_close(db);
-    return NULL;
-}
-
 static void sq_close(void *impl);
 
 static int sq_open(const char *url, void **impl, char *err, size_t errlen)
@@ -679,8 +616,6 @@ static int sq_open(const char *url, void **impl, char *err, size_t errlen)
     pthread_mutex_init(&s->rlock, NULL);
     pthread_cond_init(&s->rcond, NULL);
     pthread_mutex_init(&s->nlock, NULL);
-    pthread_mutex_init(&s->ck_mu, NULL);
-    pthread_cond_init(&s->ck_cond, NULL);
     pthread_rwlock_init(&s->tail.lock, NULL);
     s->tail.v = lf_xcalloc(TAIL_EVENTS, sizeof *s->tail.v);
     s->data_version = -1;
@@ -710,10 +645,6 @@ static int sq_open(const char *url, void **impl, char *err, size_t errlen)
     atomic_store(&s->head, h);
     s->next_pos = h + 1;
     s->leases = lf_sqlite_leases_new(path);
-    if (pthread_create(&s->ck_thread, NULL, ckpt_main, s) == 0) {
-        s->ck_started = 1;
-        sqlite3_wal_hook(s->wdb, wal_hook, s); /* replaces wal_autocheckpoint */
-    }
     *impl = s;
     return 0;
 fail:
@@ -731,15 +662,6 @@ static void sq_close(void *impl)
         pthread_cond_wait(&s->qcond, &s->qlock);
     pthread_cond_broadcast(&s->hcond);
     pthread_mutex_unlock(&s->qlock);
-    if (s->ck_started) {
-        pthread_mutex_lock(&s->ck_mu);
-        s->ck_stop = 1;
-        pthread_cond_signal(&s->ck_cond);
-        pthread_mutex_unlock(&s->ck_mu);
-        pthread_join(s->ck_thread, NULL);
-    }
-    pthread_mutex_destroy(&s->ck_mu);
-    pthread_cond_destroy(&s->ck_cond);
     sqlite3_stmt *sts[] = {s->st_stream_get, s->st_stream_ins,  s->st_stream_ver,  s->st_batch_ins,
                            s->st_id_ins,     s->st_id_get,      s->st_batch_at,    s->st_sp,
                            s->st_sp_release, s->st_sp_rollback, s->st_data_version};

@@ -59,7 +59,6 @@
 #endif
 
 #define POOL_N 1024
-#define DATA_LEN 200
 #define MAX_THREADS 64
 #define MAX_RUNS 15
 
@@ -71,23 +70,6 @@ static const char *g_url;
 static int g_raw_event = 1; /* --raw event (1) | narrow (0) */
 static pid_t g_server_pid;
 static unsigned g_tag; /* per invocation: a reused server's streams never collide */
-
-static void make_pool(void)
-{
-    for (int i = 0; i < POOL_N; i++) {
-        char *d = lf_xmalloc(DATA_LEN + 1);
-        int n = snprintf(d, DATA_LEN + 1,
-                         "{\"unit\":\"unit-%05d\",\"locker\":%d,\"kind\":\"door_closed\","
-                         "\"seq\":%d,\"battery_mv\":%d,\"temp_c\":21.5,\"pad\":\"",
-                         i % 10000, i % 48, i * 7, 3000 + i % 900);
-        for (; n < DATA_LEN - 2; n++)
-            d[n] = (char)('a' + n % 26);
-        d[n++] = '"';
-        d[n++] = '}';
-        d[n] = '\0';
-        g_pool[i] = d;
-    }
-}
 
 /* ---- raw engines: connect, prepare, append one batch ------------------- */
 typedef struct {
@@ -569,7 +551,7 @@ int lf_bench_backend(int argc, char **argv)
     g_server_pid = (pid_t)server_pid;
     g_url = url;
     g_tag = (unsigned)(lf_now_ms() & 0xffffffff) ^ (unsigned)getpid();
-    make_pool();
+    lf_bench_event_data(g_pool, POOL_N);
     lf_store *s = NULL;
     char err[512];
     if ((rc = lf_store_open(url, &s, err, sizeof err))) {
@@ -582,7 +564,7 @@ int lf_bench_backend(int argc, char **argv)
     }
     printf("lockerfleet bench backend: %s (%s), %lld events of %d B per phase, batch %lld, "
            "%lld streams, %lld threads, %lld runs, %ld cpus\n",
-           lf_store_backend(s), url, (long long)events, DATA_LEN, (long long)batch,
+           lf_store_backend(s), url, (long long)events, LF_BENCH_DATA_LEN, (long long)batch,
            (long long)nstreams, (long long)threads, (long long)runs, sysconf(_SC_NPROCESSORS_ONLN));
     printf("  raw engine: %s\n", raw_what());
     printf("  %-4s %14s %14s %14s %14s\n", "run", "ours x1", "raw x1", "ours xT", "raw xT");

@@ -275,37 +275,18 @@ typedef struct {
 static void *reg_main(void *arg)
 {
     reg_job *j = arg;
-    char *ru = lf_asprintf("%s/v1/units", j->c->url[0]);
-    lf_http_opts admin = {.bearer = ADMIN, .timeout_ms = 30000};
     for (size_t i = j->from; i < j->to && !j->failed; i++) {
         unit *x = &j->u[i];
-        char url[128] = "";
+        char url[128];
         if (j->resp_port > 0)
-            snprintf(url, sizeof url, ",\"url\":\"http://127.0.0.1:%d/u/%s\"", j->resp_port,
-                     x->name);
-        char *reg = lf_asprintf("{\"name\":\"%s\",\"display_name\":\"%s\",\"presence\":\"%s\"%s,"
-                                "\"lockers\":[{\"id\":\"A01\",\"size\":\"S\"}]}",
-                                x->name, x->name, j->presence, url);
-        lf_http_result r;
-        int rc = lf_http_call("POST", ru, reg, &admin, &r);
-        json_t *js =
-            rc == 0 && r.status == 201 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
-        const char *tok = json_string_value(json_object_get(js, "token"));
-        const char *sh = json_string_value(json_object_get(js, "shard"));
-        if (tok && sh) {
-            snprintf(x->token, sizeof x->token, "%s", tok);
-            x->shard = (int)strtol(sh, NULL, 16) % SHARDS;
-        } else {
-            fprintf(stderr, "bench cluster: registering %s: %s %ld %.*s\n", x->name,
-                    lf_strerror(rc), r.status, (int)(r.body.len > 200 ? 200 : r.body.len),
-                    r.body.data ? r.body.data : "");
+            snprintf(url, sizeof url, "http://127.0.0.1:%d/u/%s", j->resp_port, x->name);
+        if (lf_bench_register_unit(j->c->url[0], ADMIN, "bench cluster", x->name, j->presence,
+                                   j->resp_port > 0 ? url : NULL, x->token, sizeof x->token,
+                                   &x->shard, 30000))
             j->failed = 1;
-        }
-        json_decref(js);
-        lf_http_result_free(&r);
-        free(reg);
+        else
+            x->shard %= SHARDS;
     }
-    free(ru);
     return NULL;
 }
 

@@ -93,28 +93,12 @@ int lf_bench_ingest(int argc, char **argv)
         fprintf(stderr, "bench ingest: the hub did not start\n");
         goto out;
     }
-    lf_http_opts admin = {.bearer = ADMIN};
     for (int64_t u = 0; u < units; u++) {
         worker *x = &w[u];
         snprintf(x->name, sizeof x->name, "bench-%04lld", (long long)u);
-        char *reg = lf_asprintf("{\"name\":\"%s\",\"display_name\":\"%s\",\"presence\":"
-                                "\"heartbeat\",\"lockers\":[{\"id\":\"A01\",\"size\":\"S\"}]}",
-                                x->name, x->name);
-        char *ru = lf_asprintf("%s/v1/units", url);
-        lf_http_result r;
-        int c = lf_http_call("POST", ru, reg, &admin, &r);
-        json_t *j = c == 0 && r.status == 201 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
-        if (j)
-            snprintf(x->token, sizeof x->token, "%s",
-                     json_string_value(json_object_get(j, "token")));
-        json_decref(j);
-        lf_http_result_free(&r);
-        free(reg);
-        free(ru);
-        if (!x->token[0]) {
-            fprintf(stderr, "bench ingest: registering %s failed\n", x->name);
+        if (lf_bench_register_unit(url, ADMIN, "bench ingest", x->name, "heartbeat", NULL, x->token,
+                                   sizeof x->token, NULL, 0))
             goto out;
-        }
         x->url = lf_asprintf("%s/v1/units/%s/events", url, x->name);
         x->nbatches = batches;
         x->batch = batch;

@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "bench_util.h"
 #include "cli/cli.h"
 #include "store/store.h"
 
@@ -39,30 +40,12 @@
 #endif
 
 #define DATA_POOL 4096
-#define DATA_LEN 200
 
 static char *g_data[DATA_POOL]; /* ~200-byte JSON objects, reused cyclically */
 
 static double secs_since(int64_t t0_us)
 {
     return (double)(lf_mono_us() - t0_us) / 1e6;
-}
-
-static void make_data_pool(void)
-{
-    for (int i = 0; i < DATA_POOL; i++) {
-        char *d = lf_xmalloc(DATA_LEN + 1);
-        int n = snprintf(d, DATA_LEN + 1,
-                         "{\"unit\":\"unit-%05d\",\"locker\":%d,\"kind\":\"door_closed\","
-                         "\"seq\":%d,\"battery_mv\":%d,\"temp_c\":21.5,\"pad\":\"",
-                         i % 10000, i % 48, i * 7, 3000 + i % 900);
-        for (; n < DATA_LEN - 2; n++)
-            d[n] = (char)('a' + n % 26);
-        d[n++] = '"';
-        d[n++] = '}';
-        d[n] = '\0';
-        g_data[i] = d;
-    }
 }
 
 static void stream_name(char *buf, size_t len, int64_t i)
@@ -431,7 +414,7 @@ int lf_bench_store(int argc, char **argv)
         perror("lockerfleet bench store: mkdtemp");
         return 1;
     }
-    make_data_pool();
+    lf_bench_event_data(g_data, DATA_POOL);
     char url[600], naive1[600], naive2[600], naive3[600];
     snprintf(url, sizeof url, "sqlite:%s/store.db", dir);
     snprintf(naive1, sizeof naive1, "%s/naive-one-stream.db", dir);
@@ -439,7 +422,7 @@ int lf_bench_store(int argc, char **argv)
     snprintf(naive3, sizeof naive3, "%s/naive-batch1.db", dir);
     printf("lockerfleet bench store: %lld events of %d bytes over %lld streams, in %s\n"
            "  sqlite %s, %ld cpus; every append durable (WAL, synchronous=FULL)\n",
-           (long long)events, DATA_LEN, (long long)nstreams, dir, sqlite3_libversion(),
+           (long long)events, LF_BENCH_DATA_LEN, (long long)nstreams, dir, sqlite3_libversion(),
            sysconf(_SC_NPROCESSORS_ONLN));
 
     lf_store *s = NULL;

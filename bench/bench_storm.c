@@ -187,30 +187,15 @@ static void *register_main(void *arg)
 {
     reg_arg *a = arg;
     storm *s = a->s;
-    lf_http_opts admin = {.bearer = ADMIN, .timeout_ms = 60000};
-    char *ru = lf_asprintf("%s/v1/units", s->hub);
     a->ok = 1;
     for (int64_t u = a->idx; u < s->nunits; u += s->nclients) {
         sunit *x = &s->units[u];
-        char *reg = lf_asprintf("{\"name\":\"%s\",\"display_name\":\"%s\",\"presence\":"
-                                "\"heartbeat\",\"lockers\":[{\"id\":\"A01\",\"size\":\"S\"}]}",
-                                x->name, x->name);
-        lf_http_result r;
-        int c = lf_http_call("POST", ru, reg, &admin, &r);
-        json_t *j = c == 0 && r.status == 201 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
-        if (j)
-            snprintf(x->token, sizeof x->token, "%s",
-                     json_string_value(json_object_get(j, "token")));
-        json_decref(j);
-        lf_http_result_free(&r);
-        free(reg);
-        if (!x->token[0]) {
-            fprintf(stderr, "bench storm: registering %s failed\n", x->name);
+        if (lf_bench_register_unit(s->hub, ADMIN, "bench storm", x->name, "heartbeat", NULL,
+                                   x->token, sizeof x->token, NULL, 60000)) {
             a->ok = 0;
             break;
         }
     }
-    free(ru);
     return NULL;
 }
 

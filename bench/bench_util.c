@@ -167,3 +167,52 @@ out:
     free(pu);
     return ret;
 }
+
+void lf_bench_event_data(char **out, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char *d = lf_xmalloc(LF_BENCH_DATA_LEN + 1);
+        int k = snprintf(d, LF_BENCH_DATA_LEN + 1,
+                         "{\"unit\":\"unit-%05d\",\"locker\":%d,\"kind\":\"door_closed\","
+                         "\"seq\":%d,\"battery_mv\":%d,\"temp_c\":21.5,\"pad\":\"",
+                         i % 10000, i % 48, i * 7, 3000 + i % 900);
+        for (; k < LF_BENCH_DATA_LEN - 2; k++)
+            d[k] = (char)('a' + k % 26);
+        d[k++] = '"';
+        d[k++] = '}';
+        d[k] = '\0';
+        out[i] = d;
+    }
+}
+
+int lf_bench_register_unit(const char *url, const char *admin, const char *who, const char *name,
+                           const char *presence, const char *unit_url, char *token, size_t tokenlen,
+                           int *shard, int timeout_ms)
+{
+    json_t *u = json_pack("{s:s,s:s,s:s,s:[{s:s,s:s}]}", "name", name, "display_name", name,
+                          "presence", presence, "lockers", "id", "A01", "size", "S");
+    if (unit_url) json_object_set_new(u, "url", json_string(unit_url));
+    char *body = json_dumps(u, JSON_COMPACT);
+    json_decref(u);
+    char *ru = lf_asprintf("%s/v1/units", url);
+    lf_http_opts o = {.bearer = admin, .timeout_ms = timeout_ms};
+    lf_http_result r;
+    int rc = lf_http_call("POST", ru, body, &o, &r);
+    json_t *j = rc == 0 && r.status == 201 ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
+    const char *tok = json_string_value(json_object_get(j, "token"));
+    const char *sh = json_string_value(json_object_get(j, "shard"));
+    int ret = 0;
+    if (tok && (sh || !shard)) {
+        snprintf(token, tokenlen, "%s", tok);
+        if (shard) *shard = (int)strtol(sh, NULL, 16);
+    } else {
+        fprintf(stderr, "%s: registering %s: %s %ld %.*s\n", who, name, lf_strerror(rc), r.status,
+                (int)(r.body.len > 200 ? 200 : r.body.len), r.body.data ? r.body.data : "");
+        ret = -1;
+    }
+    json_decref(j);
+    lf_http_result_free(&r);
+    free(ru);
+    free(body);
+    return ret;
+}

@@ -1,6 +1,6 @@
 /*
- * bench_util.h — what the HTTP benchmarks (ingest, reserve, storm) share:
- * starting a hub process of this same binary and reading CPU time.
+ * bench_util.h — what the benchmarks share: starting a hub process of this
+ * same binary, registering units, reading CPU time, the events' data.
  */
 #ifndef LF_BENCH_UTIL_H
 #define LF_BENCH_UTIL_H
@@ -36,5 +36,21 @@ double lf_bench_self_cpu_s(void);
  * receives that head. 0 when caught up, 1 on timeout, -1 on an error. */
 int lf_bench_wait_projections(const char *url, const char *admin, int64_t timeout_ms,
                               int64_t *head);
+
+/* Registers unit `name` with one small locker at the hub at url (POST
+ * /v1/units with the admin token): presence "heartbeat" or "poll",
+ * unit_url its address or NULL. On 201 copies its token out, and its
+ * shard (0..15) into *shard when shard is not NULL; timeout_ms as in
+ * lf_http_opts (0: the client's default). 0, or -1 after a line
+ * on stderr that starts with `who` ("bench storm") and says why. */
+int lf_bench_register_unit(const char *url, const char *admin, const char *who, const char *name,
+                           const char *presence, const char *unit_url, char *token, size_t tokenlen,
+                           int *shard, int timeout_ms);
+
+/* Fills out[0..n) with distinct JSON objects of LF_BENCH_DATA_LEN bytes,
+ * shaped like a unit's door event (the store benchmarks' ~200-byte
+ * events). The caller frees each. */
+#define LF_BENCH_DATA_LEN 200
+void lf_bench_event_data(char **out, int n);
 
 #endif

@@ -639,7 +639,8 @@ static int nt_read_stream(void *impl, const char *stream, int64_t from_version, 
  * reply (and so its index write) was lost — the server's Msg-Id window
  * does not always answer it (after a leader change in a cluster): the
  * batch must be the one at the version it expected to follow. 1 = it is
- * (res filled), 0 = it is not, < 0 = error (LF_EEXIST: only partly). */
+ * (res filled, and its ids indexed now), 0 = it is not, < 0 = error
+ * (LF_EEXIST: only partly). */
 static int stored_at_expected(nt_store *s, const char *stream, int64_t expected,
                               char (*ids)[LF_UUID_LEN], size_t n, lf_append_result *res)
 {
@@ -659,7 +660,8 @@ static int stored_at_expected(nt_store *s, const char *stream, int64_t expected,
     res->last_position = l.ev[n - 1].position;
     res->last_version = l.ev[n - 1].version;
     res->duplicate = 1;
-    rc = 1;
+    rc = index_ids(s, stream, ids, n, (uint64_t)(res->first_position / K), v);
+    if (rc == 0) rc = 1;
 out:
     lf_event_list_free(&l);
     return rc;
@@ -708,9 +710,8 @@ static int nt_append(void *impl, const char *stream, int64_t expected, const lf_
             char keep[256];
             snprintf(keep, sizeof keep, "%s", lf_err_get());
             int st = stored_at_expected(s, stream, expected, ids, n, res);
-            if (st == 1) {
-                uint64_t seq = (uint64_t)(res->first_position / K);
-                rc = index_ids(s, stream, ids, n, seq, res->last_version - (int64_t)n + 1);
+            if (st == 1) { /* a duplicate, indexed now */
+                rc = 0;
                 goto out;
             }
             if (st == 0) lf_err_set("%s", keep);
@@ -796,13 +797,11 @@ static int nt_append(void *impl, const char *stream, int64_t expected, const lf_
         }
         if (jerr == JSStreamWrongLastSequenceErr) {
             if (mismatch && all_client) {
-                rc = stored_at_expected(s, stream, expected, ids, n, res);
-                if (rc == 1) { /* ours: a duplicate; its index entries now */
-                    uint64_t seq = (uint64_t)(res->first_position / K);
-                    rc = index_ids(s, stream, ids, n, seq, res->last_version - (int64_t)n + 1);
+                int dup = stored_at_expected(s, stream, expected, ids, n, res);
+                if (dup != 0) { /* 1: a duplicate, indexed now */
+                    rc = dup < 0 ? dup : 0;
                     goto out;
                 }
-                if (rc < 0) goto out;
             }
             if (mismatch || expected != LF_EXPECT_ANY) {
                 lf_err_set("stream '%s' is at version %lld (or moved on), expected %s%lld", stream,

@@ -331,6 +331,9 @@ static int open_conn(const char *path, int readonly, sqlite3 **out)
     return 0;
 }
 
+/* Prepared by prepare_all, or earlier by migrate_v1 (which needs it first). */
+#define BATCH_INS_SQL "INSERT INTO batches(pos, sid, ver, n, body) VALUES(?,?,?,?,?)"
+
 static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS streams(sid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
     "CREATE TABLE IF NOT EXISTS batches(pos INTEGER PRIMARY KEY, sid INTEGER NOT NULL,"
@@ -578,7 +581,7 @@ static int prepare_all(sq_store *s)
         {&s->st_stream_ins, "INSERT INTO streams(name) VALUES(?)"},
         {&s->st_stream_ver,
          "SELECT ver + n - 1 FROM batches WHERE sid=? ORDER BY ver DESC LIMIT 1"},
-        {&s->st_batch_ins, "INSERT INTO batches(pos, sid, ver, n, body) VALUES(?,?,?,?,?)"},
+        {&s->st_batch_ins, BATCH_INS_SQL},
         {&s->st_id_ins, "INSERT INTO ids(id, pos) VALUES(?,?)"},
         {&s->st_id_get, "SELECT pos FROM ids WHERE id=?"},
         /* The row holding a position. */
@@ -857,9 +860,8 @@ static int migrate_v1(sq_store *s)
                            "ALTER TABLE streams DROP COLUMN version;"
                            "INSERT INTO ids(id, pos) SELECT id, position FROM events;")))
         return rc;
-    if (!s->st_batch_ins &&
-        sqlite3_prepare_v3(s->wdb, "INSERT INTO batches(pos, sid, ver, n, body) VALUES(?,?,?,?,?)",
-                           -1, SQLITE_PREPARE_PERSISTENT, &s->st_batch_ins, NULL) != SQLITE_OK)
+    if (!s->st_batch_ins && sqlite3_prepare_v3(s->wdb, BATCH_INS_SQL, -1, SQLITE_PREPARE_PERSISTENT,
+                                               &s->st_batch_ins, NULL) != SQLITE_OK)
         return sq_err(s->wdb, "prepare");
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->wdb,

@@ -408,6 +408,29 @@ bool lf_uuid_valid(const char *s)
     return s[36] == '\0';
 }
 
+size_t lf_utf8_len(const unsigned char *p, size_t avail)
+{
+    unsigned c = *p, cp;
+    size_t n;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 1, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 2, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 3, cp = c & 0x07;
+    else
+        return 0;
+    if (avail <= n) return 0;
+    for (size_t i = 1; i <= n; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n + 1;
+}
+
 void lf_token_new(char out[65])
 {
     unsigned char b[32];

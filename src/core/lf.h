@@ -98,6 +98,12 @@ void lf_uuid_v4(char out[LF_UUID_LEN]);
 void lf_uuid_v7(char out[LF_UUID_LEN]);
 /* True if s is a canonical 8-4-4-4-12 hex UUID. */
 bool lf_uuid_valid(const char *s);
+/* The length (2..4) of the well-formed UTF-8 sequence that starts at p
+ * (*p >= 0x80), or 0: no overlongs, no surrogates, nothing past U+10FFFF,
+ * none cut short by `avail` (the bytes readable from p). Reads no further
+ * than the first byte that is not a continuation byte, so a NUL-terminated
+ * string may pass 4. */
+size_t lf_utf8_len(const unsigned char *p, size_t avail);
 /* Random token: 32 bytes as 64 lowercase hex chars. out must hold 65. */
 void lf_token_new(char out[65]);
 /* SHA-256 (via libsodium) of a token as 64 hex chars, for storing. */

@@ -222,25 +222,9 @@ static int fs_str(fscan *s, const unsigned char **b, size_t *len)
             p++;
             continue;
         }
-        unsigned cp;
-        int n;
-        if (c >= 0xc2 && c <= 0xdf)
-            n = 1, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            n = 2, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            n = 3, cp = c & 0x07;
-        else
-            return 0;
-        if (e - p <= n) return 0;
-        for (int i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80) return 0;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return 0;
-        p += n + 1;
+        size_t n = lf_utf8_len(p, (size_t)(e - p));
+        if (!n) return 0;
+        p += n;
     }
     if (p >= e) return 0;
     *len = (size_t)(p - *b);

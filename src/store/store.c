@@ -235,25 +235,11 @@ static int js_string(jscan *j, int key)
             p++;
             continue;
         }
-        /* UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
-        unsigned cp;
-        int n;
-        if (c >= 0xc2 && c <= 0xdf)
-            n = 1, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            n = 2, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            n = 3, cp = c & 0x07;
-        else
-            return JS_UNSURE;
-        for (int i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80) return JS_UNSURE;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return JS_UNSURE;
-        p += n + 1;
+        /* UTF-8: no overlongs, no surrogates, nothing past U+10FFFF (the
+         * text is NUL-terminated: the check stops at the NUL). */
+        size_t n = lf_utf8_len(p, 4);
+        if (!n) return JS_UNSURE;
+        p += n;
     }
     j->p = p + 1;
     return JS_OK;

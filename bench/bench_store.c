@@ -385,7 +385,7 @@ static int rm_tree(const char *dir)
 
 int lf_bench_store(int argc, char **argv)
 {
-    int64_t events = 2000000, nstreams = 10000;
+    int64_t events = 2000000, nstreams = 10000, delay_us = -1;
     const char *dir_opt = NULL;
     bool keep = false, no_redis = false;
     const lf_opt opts[] = {
@@ -394,6 +394,9 @@ int lf_bench_store(int argc, char **argv)
         {"dir", LF_OPT_STR, &dir_opt, "directory for the files (default: a temp dir under /tmp)"},
         {"keep", LF_OPT_FLAG, &keep, "keep the files afterwards"},
         {"no-redis", LF_OPT_FLAG, &no_redis, "skip the Redis comparison"},
+        {"commit-delay-us", LF_OPT_INT, &delay_us,
+         "the store's group commit delay cap (sqlite:PATH?commit_delay_us=N; default: the "
+         "store's)"},
         {NULL, 0, NULL, NULL},
     };
     int rc = lf_opts_parse("lockerfleet bench store [--events N] [--streams N] [--dir D]", opts,
@@ -416,7 +419,11 @@ int lf_bench_store(int argc, char **argv)
     }
     lf_bench_event_data(g_data, DATA_POOL);
     char url[600], naive1[600], naive2[600], naive3[600];
-    snprintf(url, sizeof url, "sqlite:%s/store.db", dir);
+    if (delay_us >= 0)
+        snprintf(url, sizeof url, "sqlite:%s/store.db?commit_delay_us=%lld", dir,
+                 (long long)delay_us);
+    else
+        snprintf(url, sizeof url, "sqlite:%s/store.db", dir);
     snprintf(naive1, sizeof naive1, "%s/naive-one-stream.db", dir);
     snprintf(naive2, sizeof naive2, "%s/naive-mixed.db", dir);
     snprintf(naive3, sizeof naive3, "%s/naive-batch1.db", dir);

@@ -53,6 +53,7 @@
 #define _GNU_SOURCE
 #include "store_int.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -61,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <xxhash.h>
 #include <zstd.h>
 
@@ -70,6 +72,9 @@
 #define CHUNK_BYTES (1u << 20) /* raw body bytes per row (one bigger event alone) */
 #define ZSTD_MIN 256           /* bodies shorter than this stay raw */
 #define READERS 8
+/* The default cap on how long a new group commit leader waits for the
+ * appenders of the last group to queue again (sqlite:PATH?commit_delay_us=N). */
+#define COMMIT_DELAY_US 200
 
 typedef struct append_req {
     const char *stream;
@@ -161,6 +166,14 @@ typedef struct {
     append_req *qhead, *qtail;
     int leader;
     int closing;
+    /* Commit delay (see sq_append): a new leader waits, at most
+     * min(commit_delay_us, the last commit's duration), until as many
+     * appenders are queued as the last group had. */
+    pthread_cond_t gcond; /* the gathering leader: one more queued */
+    int qlen;             /* appenders queued */
+    int last_group;       /* size of the last group committed */
+    int gathering;        /* a leader waits in gcond */
+    int64_t commit_delay_us, last_commit_us;
     _Atomic int64_t head;
     pthread_mutex_t rlock;
     pthread_cond_t rcond;
@@ -607,13 +620,43 @@ static int sq_open(const char *url, void **impl, char *err, size_t errlen)
 {
     const char *path = url + strlen("sqlite:");
     if (strncmp(path, "//", 2) == 0) path += 2;
-    if (!*path) {
+    /* Options after '?': commit_delay_us=N (0 turns the delay off). */
+    int64_t delay_us = COMMIT_DELAY_US;
+    const char *q = strchr(path, '?');
+    if (q) {
+        const char *opt = q + 1;
+        char *end = NULL;
+        if (strncmp(opt, "commit_delay_us=", 16) == 0) {
+            errno = 0;
+            long long v = strtoll(opt + 16, &end, 10);
+            if (errno || end == opt + 16 || *end || v < 0 || v > 100000) end = NULL;
+            delay_us = v;
+        }
+        if (!end) {
+            snprintf(err, errlen,
+                     "sqlite store URL option '%s' is not understood (want "
+                     "commit_delay_us=N, 0..100000)",
+                     opt);
+            return LF_EINVAL;
+        }
+    }
+    size_t plen = q ? (size_t)(q - path) : strlen(path);
+    if (!plen) {
         snprintf(err, errlen, "sqlite store URL has no path (want sqlite:PATH)");
         return LF_EINVAL;
     }
     sq_store *s = lf_xcalloc(1, sizeof *s);
-    s->path = lf_strdup(path);
+    s->path = lf_xmalloc(plen + 1);
+    memcpy(s->path, path, plen);
+    s->path[plen] = 0;
+    path = s->path;
+    s->commit_delay_us = delay_us;
     pthread_mutex_init(&s->qlock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->gcond, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&s->qcond, NULL);
     pthread_cond_init(&s->hcond, NULL);
     pthread_mutex_init(&s->rlock, NULL);
@@ -661,6 +704,7 @@ static void sq_close(void *impl)
     if (!s) return;
     pthread_mutex_lock(&s->qlock);
     s->closing = 1;
+    pthread_cond_signal(&s->gcond);
     while (s->leader)
         pthread_cond_wait(&s->qcond, &s->qlock);
     pthread_cond_broadcast(&s->hcond);
@@ -698,6 +742,7 @@ static void sq_close(void *impl)
     if (s->wdb) sqlite3_close(s->wdb);
     pthread_mutex_destroy(&s->qlock);
     pthread_cond_destroy(&s->qcond);
+    pthread_cond_destroy(&s->gcond);
     pthread_cond_destroy(&s->hcond);
     pthread_mutex_destroy(&s->rlock);
     pthread_cond_destroy(&s->rcond);
@@ -1197,6 +1242,32 @@ static void commit_group(sq_store *s, append_req *group)
     }
 }
 
+/* Commit delay, by a new leader, under qlock: when the last group had
+ * more appenders than are queued now, wait for them to queue again (a
+ * woken appender needs a moment to come back with its next batch, longer
+ * on few CPUs) — at most min(commit_delay_us, the last commit's time), so
+ * a delay never costs more than the commit it saves. One appender alone
+ * never waits: its last group was 1. Like PostgreSQL's commit_delay, but
+ * sized from the last group instead of a siblings count. */
+static void gather(sq_store *s)
+{
+    if (s->commit_delay_us <= 0 || s->qlen >= s->last_group || s->closing) return;
+    int64_t wait = s->commit_delay_us;
+    if (s->last_commit_us < wait) wait = s->last_commit_us;
+    if (wait <= 0) return;
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_nsec += (long)(wait * 1000);
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec += dl.tv_nsec / 1000000000L;
+        dl.tv_nsec %= 1000000000L;
+    }
+    s->gathering = 1;
+    while (s->qlen < s->last_group && !s->closing)
+        if (pthread_cond_timedwait(&s->gcond, &s->qlock, &dl) == ETIMEDOUT) break;
+    s->gathering = 0;
+}
+
 static int sq_append(void *impl, const char *stream, int64_t expected, const lf_event_in *evs,
                      size_t n, lf_append_result *res)
 {
@@ -1214,13 +1285,20 @@ static int sq_append(void *impl, const char *stream, int64_t expected, const lf_
     else
         s->qhead = &me;
     s->qtail = &me;
+    s->qlen++;
+    if (s->gathering && s->qlen >= s->last_group) pthread_cond_signal(&s->gcond);
     while (!me.done) {
         if (!s->leader) {
             s->leader = 1;
+            gather(s);
             append_req *group = s->qhead;
+            s->last_group = s->qlen;
             s->qhead = s->qtail = NULL;
+            s->qlen = 0;
             pthread_mutex_unlock(&s->qlock);
+            int64_t t0 = lf_mono_us();
             commit_group(s, group);
+            s->last_commit_us = lf_mono_us() - t0;
             tail_push_group(s, group);
             for (append_req *r = group; r; r = r->next) {
                 free(r->ids);

@@ -956,6 +956,100 @@ static void test_sqlite_reopen(void **state)
     }
 }
 
+/* The group commit delay (sqlite:PATH?commit_delay_us=N): a new leader
+ * waits for the last group's appenders to queue again. With a long cap,
+ * threads appending at once still each get their own versions, positions
+ * stay contiguous, a lone appender still goes through, and the file is
+ * PATH. */
+#define DELAY_THREADS 8
+#define DELAY_APPENDS 60
+
+typedef struct {
+    lf_store *s;
+    int id;
+    int errors;
+} delay_arg;
+
+static void *delay_main(void *p)
+{
+    delay_arg *a = p;
+    char st[64], data[64];
+    snprintf(st, sizeof st, "delay-%d", a->id);
+    for (int v = 0; v < DELAY_APPENDS; v++) {
+        snprintf(data, sizeof data, "{\"t\":%d,\"v\":%d}", a->id, v + 1);
+        lf_event_in e = ev("Tick", data);
+        lf_append_result r;
+        if (lf_store_append(a->s, st, v == 0 ? LF_EXPECT_NO_STREAM : v, &e, 1, &r) ||
+            r.last_version != v + 1)
+            a->errors++;
+    }
+    return NULL;
+}
+
+static void test_sqlite_commit_delay(void **state)
+{
+    (void)state;
+    if (!is_sqlite()) skip();
+    char base[1100], url[1200], err[512];
+    next_url(base, sizeof base);
+    lf_store *s = NULL;
+    const char *bad[] = {"?commit_delay_us=",       "?commit_delay_us=abc", "?commit_delay_us=-1",
+                         "?commit_delay_us=100001", "?commit_delay_us=5x",  "?fsync=off"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(url, sizeof url, "%s%s", base, bad[i]);
+        err[0] = 0;
+        assert_int_equal(lf_store_open(url, &s, err, sizeof err), LF_EINVAL);
+        assert_non_null(strstr(err, bad[i] + 1));
+        assert_int_equal(access(base + strlen("sqlite:"), F_OK), -1); /* nothing created */
+    }
+    snprintf(url, sizeof url, "%s?commit_delay_us=20000", base);
+    assert_int_equal(lf_store_open(url, &s, err, sizeof err), 0);
+    pthread_t th[DELAY_THREADS];
+    delay_arg args[DELAY_THREADS];
+    for (int i = 0; i < DELAY_THREADS; i++) {
+        args[i] = (delay_arg){.s = s, .id = i};
+        assert_int_equal(pthread_create(&th[i], NULL, delay_main, &args[i]), 0);
+    }
+    for (int i = 0; i < DELAY_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].errors, 0);
+    }
+    /* Alone again: the leader may wait once (its last group was bigger),
+     * then never (its last group is 1). */
+    int64_t t0 = lf_mono_us();
+    for (int i = 0; i < 20; i++) {
+        lf_event_in e = ev("Lone", "{}");
+        lf_append_result r;
+        assert_int_equal(lf_store_append(s, "delay-lone", LF_EXPECT_ANY, &e, 1, &r), 0);
+    }
+    int64_t lone_ms = (lf_mono_us() - t0) / 1000;
+    print_message("  20 lone appends after the threads: %lld ms\n", (long long)lone_ms);
+    lf_store_close(s);
+
+    /* The file is PATH (the option is not part of the name). */
+    assert_int_equal(lf_store_open(base, &s, err, sizeof err), 0);
+    int64_t want = DELAY_THREADS * DELAY_APPENDS + 20;
+    assert_int_equal(head_of(s), want);
+    lf_event_list l;
+    lf_event_list_init(&l);
+    assert_int_equal(lf_store_read_all(s, 0, (size_t)want + 10, &l), 0);
+    assert_int_equal(l.n, (size_t)want);
+    int64_t next_v[DELAY_THREADS] = {0};
+    for (size_t i = 0; i < l.n; i++) {
+        assert_int_equal(l.ev[i].position, (int64_t)i + 1);
+        int t = -1, v = -1;
+        if (sscanf(l.ev[i].data, "{\"t\":%d,\"v\":%d}", &t, &v) == 2) {
+            assert_true(t >= 0 && t < DELAY_THREADS);
+            assert_int_equal(v, ++next_v[t]);
+            assert_int_equal(l.ev[i].version, v);
+        }
+    }
+    for (int i = 0; i < DELAY_THREADS; i++)
+        assert_int_equal(next_v[i], DELAY_APPENDS);
+    lf_event_list_free(&l);
+    lf_store_close(s);
+}
+
 /* Ids the store makes itself name their position: re-appending them is
  * recognised without an index, inventing one is refused; batches larger
  * than one row read back from any point. */
@@ -1386,6 +1480,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
         cmocka_unit_test(test_sqlite_reopen),
+        cmocka_unit_test(test_sqlite_commit_delay),
         cmocka_unit_test(test_sqlite_generated_ids),
         cmocka_unit_test(test_sqlite_format1_upgrade),
         cmocka_unit_test(test_sqlite_corrupt_and_foreign),

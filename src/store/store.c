@@ -514,6 +514,24 @@ int lf_store_append(lf_store *s, const char *stream, int64_t expected, const lf_
     return s->ops->append(s->impl, stream, expected, evs, n, res ? res : &local);
 }
 
+int lf_store_append_async(lf_store *s, const char *stream, int64_t expected, const lf_event_in *evs,
+                          size_t n, lf_append_cb cb, void *ctx)
+{
+    if (!cb) {
+        lf_err_set("append_async needs a callback");
+        return LF_EINVAL;
+    }
+    int rc = lf_store_validate(stream, expected, evs, n);
+    if (rc) return rc;
+    if (s->ops->append_async)
+        return s->ops->append_async(s->impl, stream, expected, evs, n, cb, ctx);
+    lf_append_result res;
+    rc = s->ops->append(s->impl, stream, expected, evs, n, &res);
+    if (rc == LF_ECLOSED) return rc;
+    cb(ctx, rc, rc ? NULL : &res, rc ? lf_err_get() : NULL);
+    return 0;
+}
+
 int lf_store_read_stream(lf_store *s, const char *stream, int64_t from_version, size_t max,
                          lf_event_list *out)
 {

@@ -113,6 +113,25 @@ const char *lf_store_backend(const lf_store *s);
 int lf_store_append(lf_store *s, const char *stream, int64_t expected, const lf_event_in *evs,
                     size_t n, lf_append_result *res);
 
+/* Called once when an lf_store_append_async batch is stored durably
+ * (rc 0, res filled as lf_store_append's) or failed (rc an LF_E* code, res
+ * NULL, err the message). Runs on a store thread: keep it short; it must
+ * not call lf_store_close. */
+typedef void (*lf_append_cb)(void *ctx, int rc, const lf_append_result *res, const char *err);
+
+/* lf_store_append without waiting: validates (an invalid batch returns its
+ * LF_EINVAL at once, and cb is never called), queues the batch and
+ * returns 0; cb is called when the batch is durable or has failed. One
+ * appender can so keep many batches in flight, and a group commit merges
+ * them into one fsync, each batch still all or nothing and acknowledged
+ * only once durable. stream and evs (with their strings) must stay valid
+ * until cb runs. The callbacks of one caller's batches run in the order of
+ * its calls. lf_store_close waits for every queued batch. Returns
+ * LF_EINVAL or LF_ECLOSED at once (cb is then never called). Backends without
+ * a queue append at once and call cb before returning. */
+int lf_store_append_async(lf_store *s, const char *stream, int64_t expected, const lf_event_in *evs,
+                          size_t n, lf_append_cb cb, void *ctx);
+
 /* Reads up to max events of stream with version >= from_version (>= 1),
  * in version order, appended to out (which the caller has zeroed or
  * reused). A missing stream reads as empty. */

@@ -19,6 +19,10 @@ typedef struct lf_store_ops {
     /* Input already validated by store.c (lf_store_validate). */
     int (*append)(void *impl, const char *stream, int64_t expected, const lf_event_in *evs,
                   size_t n, lf_append_result *res);
+    /* Optional (NULL: store.c appends at once and calls cb). Returns 0 once
+     * queued; cb runs exactly once later. Input already validated. */
+    int (*append_async)(void *impl, const char *stream, int64_t expected, const lf_event_in *evs,
+                        size_t n, lf_append_cb cb, void *ctx);
     int (*read_stream)(void *impl, const char *stream, int64_t from_version, size_t max,
                        lf_event_list *out);
     int (*read_all)(void *impl, int64_t after, size_t max, lf_event_list *out);

@@ -88,6 +88,9 @@ typedef struct append_req {
     unsigned char (*ids)[16]; /* the ids written (apply_one), for the tail */
     int64_t now;              /* the time given to events without one */
     pthread_cond_t cond;      /* this appender's own wake-up */
+    lf_append_cb cb;          /* append_async: called when done (no waiter) */
+    void *cb_ctx;
+    lf_append_result ares; /* append_async: res points here */
     struct append_req *next;
 } append_req;
 
@@ -174,6 +177,11 @@ typedef struct {
     int last_group;       /* size of the last group committed */
     int gathering;        /* a leader waits in gcond */
     int64_t commit_delay_us, last_commit_us;
+    /* append_async: a committer thread (started at the first one) leads
+     * the groups whose first member has no thread waiting. */
+    pthread_t committer;
+    int committer_started;
+    pthread_cond_t ccond;
     _Atomic int64_t head;
     pthread_mutex_t rlock;
     pthread_cond_t rcond;
@@ -657,6 +665,7 @@ static int sq_open(const char *url, void **impl, char *err, size_t errlen)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->gcond, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&s->ccond, NULL);
     pthread_cond_init(&s->qcond, NULL);
     pthread_cond_init(&s->hcond, NULL);
     pthread_mutex_init(&s->rlock, NULL);
@@ -705,6 +714,13 @@ static void sq_close(void *impl)
     pthread_mutex_lock(&s->qlock);
     s->closing = 1;
     pthread_cond_signal(&s->gcond);
+    pthread_cond_broadcast(&s->ccond);
+    if (s->committer_started) { /* it commits what is queued, then ends */
+        pthread_mutex_unlock(&s->qlock);
+        pthread_join(s->committer, NULL);
+        pthread_mutex_lock(&s->qlock);
+        s->committer_started = 0;
+    }
     while (s->leader)
         pthread_cond_wait(&s->qcond, &s->qlock);
     pthread_cond_broadcast(&s->hcond);
@@ -743,6 +759,7 @@ static void sq_close(void *impl)
     pthread_mutex_destroy(&s->qlock);
     pthread_cond_destroy(&s->qcond);
     pthread_cond_destroy(&s->gcond);
+    pthread_cond_destroy(&s->ccond);
     pthread_cond_destroy(&s->hcond);
     pthread_mutex_destroy(&s->rlock);
     pthread_cond_destroy(&s->rcond);
@@ -1268,6 +1285,98 @@ static void gather(sq_store *s)
     s->gathering = 0;
 }
 
+/* Leads one group: called with qlock held and no leader; returns with
+ * qlock held. me is the caller's own request (NULL for the committer).
+ * Waiting members are woken; async members' callbacks run here, in the
+ * group's order, before the lead passes on (so one appender's callbacks
+ * run in the order of its appends). */
+static void lead(sq_store *s, append_req *me)
+{
+    s->leader = 1;
+    gather(s);
+    append_req *group = s->qhead;
+    s->last_group = s->qlen;
+    s->qhead = s->qtail = NULL;
+    s->qlen = 0;
+    pthread_mutex_unlock(&s->qlock);
+    int64_t t0 = lf_mono_us();
+    commit_group(s, group);
+    s->last_commit_us = lf_mono_us() - t0;
+    tail_push_group(s, group);
+    int64_t h = atomic_load(&s->head);
+    int nasync = 0;
+    for (append_req *r = group; r; r = r->next) {
+        free(r->ids);
+        r->ids = NULL;
+        if (r->rc == 0 && r->res->last_position > h) h = r->res->last_position;
+        if (r->cb) nasync++;
+    }
+    pthread_mutex_lock(&s->qlock);
+    atomic_store(&s->head, h);
+    pthread_cond_broadcast(&s->hcond);
+    /* Wake the waiting members of this group, each on its own condition
+     * (not everyone queued: those wait for the next group). Done is set
+     * under the lock, so a member cannot return (and free its request)
+     * before the leader is past it. */
+    for (append_req *r = group, *nx; r; r = nx) {
+        nx = r->next;
+        if (r->cb) continue;
+        r->done = 1;
+        if (r != me) pthread_cond_signal(&r->cond);
+    }
+    if (nasync) {
+        pthread_mutex_unlock(&s->qlock);
+        for (append_req *r = group, *nx; r; r = nx) {
+            nx = r->next;
+            if (!r->cb) continue;
+            r->cb(r->cb_ctx, r->rc, r->rc ? NULL : r->res, r->rc ? r->err : NULL);
+            free(r);
+        }
+        pthread_mutex_lock(&s->qlock);
+    }
+    s->leader = 0;
+    /* Hand the lead to the first appender queued meanwhile: its thread, or
+     * the committer when it has none. */
+    if (s->qhead) {
+        if (s->qhead->cb)
+            pthread_cond_signal(&s->ccond);
+        else
+            pthread_cond_signal(&s->qhead->cond);
+    }
+    if (s->closing) {
+        pthread_cond_broadcast(&s->qcond);
+        pthread_cond_broadcast(&s->ccond);
+    }
+}
+
+static void *committer_main(void *p)
+{
+    sq_store *s = p;
+    pthread_setname_np(pthread_self(), "lf-commit");
+    pthread_mutex_lock(&s->qlock);
+    for (;;) {
+        if (s->qhead && !s->leader && s->qhead->cb)
+            lead(s, NULL);
+        else if (s->closing && !s->qhead && !s->leader)
+            break;
+        else
+            pthread_cond_wait(&s->ccond, &s->qlock);
+    }
+    pthread_mutex_unlock(&s->qlock);
+    return NULL;
+}
+
+static void enqueue(sq_store *s, append_req *r)
+{
+    if (s->qtail)
+        s->qtail->next = r;
+    else
+        s->qhead = r;
+    s->qtail = r;
+    s->qlen++;
+    if (s->gathering && s->qlen >= s->last_group) pthread_cond_signal(&s->gcond);
+}
+
 static int sq_append(void *impl, const char *stream, int64_t expected, const lf_event_in *evs,
                      size_t n, lf_append_result *res)
 {
@@ -1280,57 +1389,50 @@ static int sq_append(void *impl, const char *stream, int64_t expected, const lf_
         pthread_cond_destroy(&me.cond);
         return LF_ECLOSED;
     }
-    if (s->qtail)
-        s->qtail->next = &me;
-    else
-        s->qhead = &me;
-    s->qtail = &me;
-    s->qlen++;
-    if (s->gathering && s->qlen >= s->last_group) pthread_cond_signal(&s->gcond);
+    enqueue(s, &me);
     while (!me.done) {
-        if (!s->leader) {
-            s->leader = 1;
-            gather(s);
-            append_req *group = s->qhead;
-            s->last_group = s->qlen;
-            s->qhead = s->qtail = NULL;
-            s->qlen = 0;
-            pthread_mutex_unlock(&s->qlock);
-            int64_t t0 = lf_mono_us();
-            commit_group(s, group);
-            s->last_commit_us = lf_mono_us() - t0;
-            tail_push_group(s, group);
-            for (append_req *r = group; r; r = r->next) {
-                free(r->ids);
-                r->ids = NULL;
-            }
-            int64_t h = atomic_load(&s->head);
-            for (append_req *r = group; r; r = r->next)
-                if (r->rc == 0 && r->res->last_position > h) h = r->res->last_position;
-            pthread_mutex_lock(&s->qlock);
-            atomic_store(&s->head, h);
-            /* Wake the members of this group, each on its own condition
-             * (not everyone queued: those wait for the next group), and
-             * hand the lead to the first appender queued meanwhile. Done
-             * is set under the lock, so a member cannot return (and free
-             * its request) before the leader is past it. */
-            for (append_req *r = group, *nx; r; r = nx) {
-                nx = r->next;
-                r->done = 1;
-                if (r != &me) pthread_cond_signal(&r->cond);
-            }
-            s->leader = 0;
-            if (s->qhead) pthread_cond_signal(&s->qhead->cond);
-            if (s->closing) pthread_cond_broadcast(&s->qcond);
-            pthread_cond_broadcast(&s->hcond);
-        } else {
+        if (!s->leader)
+            lead(s, &me);
+        else
             pthread_cond_wait(&me.cond, &s->qlock);
-        }
     }
     pthread_mutex_unlock(&s->qlock);
     pthread_cond_destroy(&me.cond);
     if (me.rc && me.err[0]) lf_err_set("%s", me.err);
     return me.rc;
+}
+
+/* Queues the batch and returns: the committer thread (or a waiting
+ * appender that leads meanwhile) commits it with its group, then calls
+ * cb. The caller keeps stream and evs alive until then. */
+static int sq_append_async(void *impl, const char *stream, int64_t expected, const lf_event_in *evs,
+                           size_t n, lf_append_cb cb, void *ctx)
+{
+    sq_store *s = impl;
+    append_req *r = lf_xcalloc(1, sizeof *r);
+    *r = (append_req){
+        .stream = stream, .expected = expected, .evs = evs, .n = n, .cb = cb, .cb_ctx = ctx};
+    r->res = &r->ares;
+    pthread_mutex_lock(&s->qlock);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->qlock);
+        free(r);
+        lf_err_set("store is closing");
+        return LF_ECLOSED;
+    }
+    if (!s->committer_started) {
+        if (pthread_create(&s->committer, NULL, committer_main, s)) {
+            pthread_mutex_unlock(&s->qlock);
+            free(r);
+            lf_err_set("cannot start the store's committer thread");
+            return LF_EIO;
+        }
+        s->committer_started = 1;
+    }
+    enqueue(s, r);
+    if (!s->leader && s->qhead == r) pthread_cond_signal(&s->ccond);
+    pthread_mutex_unlock(&s->qlock);
+    return 0;
 }
 
 /* ---- reads ----------------------------------------------------------- */
@@ -1626,6 +1728,7 @@ const lf_store_ops lf_store_sqlite_ops = {
     .open = sq_open,
     .close = sq_close,
     .append = sq_append,
+    .append_async = sq_append_async,
     .read_stream = sq_read_stream,
     .read_all = sq_read_all,
     .head = sq_head,

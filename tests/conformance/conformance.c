@@ -956,6 +956,161 @@ static void test_sqlite_reopen(void **state)
     }
 }
 
+/* ---- lf_store_append_async ---------------------------------------------
+ * Many batches in flight from one caller: each callback once, in the order
+ * of the calls, with the result a synchronous append would give; a
+ * conflict reaches its callback and writes nothing; bad input is refused
+ * at the call (no callback); closing waits for what is queued. */
+#define ASYNC_STREAMS 4
+#define ASYNC_BATCHES 200
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int calls, order_errors, failures, conflicts;
+    int next_tag;     /* the tag the next callback must carry */
+    int64_t last_pos; /* positions must grow in callback order */
+    int64_t ver[ASYNC_STREAMS];
+} async_seen;
+
+typedef struct {
+    async_seen *seen;
+    int tag, stream, n;
+    int want_rc;
+    lf_event_in e[3];
+    char data[3][48];
+    char st[128];
+} async_call;
+
+static void async_cb(void *ctx, int rc, const lf_append_result *res, const char *err)
+{
+    async_call *c = ctx;
+    async_seen *a = c->seen;
+    pthread_mutex_lock(&a->mu);
+    a->calls++;
+    if (c->tag != a->next_tag++) a->order_errors++;
+    if (rc != c->want_rc) {
+        a->failures++;
+        fprintf(stderr, "async tag %d: rc %d (want %d): %s\n", c->tag, rc, c->want_rc,
+                err ? err : "");
+    } else if (rc == 0) {
+        if (!res || res->first_position <= a->last_pos ||
+            res->last_position != res->first_position + c->n - 1 ||
+            res->last_version != a->ver[c->stream] + c->n)
+            a->failures++;
+        else {
+            a->last_pos = res->last_position;
+            a->ver[c->stream] = res->last_version;
+        }
+    } else {
+        if (res || !err || !*err) a->failures++;
+        if (rc == LF_ECONFLICT) a->conflicts++;
+    }
+    pthread_cond_broadcast(&a->cond);
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void async_wait(async_seen *a, int calls)
+{
+    pthread_mutex_lock(&a->mu);
+    while (a->calls < calls)
+        pthread_cond_wait(&a->cond, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void test_append_async(void **state)
+{
+    fixture *f = *state;
+    lf_store *s = f->s;
+    async_seen a = {.last_pos = head_of(s)};
+    pthread_mutex_init(&a.mu, NULL);
+    pthread_cond_init(&a.cond, NULL);
+    async_call *calls = calloc(ASYNC_BATCHES + 1, sizeof *calls);
+    int64_t expect_ver[ASYNC_STREAMS] = {0};
+    for (int i = 0; i < ASYNC_BATCHES; i++) {
+        async_call *c = &calls[i];
+        *c = (async_call){.seen = &a, .tag = i, .stream = i % ASYNC_STREAMS, .n = 1 + i % 3};
+        sname(c->st, sizeof c->st, "async-%d", c->stream);
+        for (int k = 0; k < c->n; k++) {
+            snprintf(c->data[k], sizeof c->data[k], "{\"call\":%d,\"k\":%d}", i, k);
+            c->e[k] = ev("AsyncTick", c->data[k]);
+        }
+        int64_t exp = expect_ver[c->stream] ? expect_ver[c->stream] : LF_EXPECT_NO_STREAM;
+        expect_ver[c->stream] += c->n;
+        assert_int_equal(lf_store_append_async(s, c->st, exp, c->e, (size_t)c->n, async_cb, c), 0);
+    }
+    /* A conflict, queued behind them: expected version 1 is long gone. */
+    async_call *cf = &calls[ASYNC_BATCHES];
+    *cf = (async_call){
+        .seen = &a, .tag = ASYNC_BATCHES, .stream = 0, .n = 1, .want_rc = LF_ECONFLICT};
+    memcpy(cf->st, calls[0].st, sizeof cf->st);
+    cf->e[0] = ev("AsyncTick", "{\"conflict\":true}");
+    assert_int_equal(lf_store_append_async(s, cf->st, 1, cf->e, 1, async_cb, cf), 0);
+    async_wait(&a, ASYNC_BATCHES + 1);
+    assert_int_equal(a.calls, ASYNC_BATCHES + 1);
+    assert_int_equal(a.order_errors, 0);
+    assert_int_equal(a.failures, 0);
+    assert_int_equal(a.conflicts, 1);
+
+    /* Bad input is refused at the call, and no callback comes. */
+    lf_event_in bad = ev("AsyncTick", "[1]");
+    assert_int_equal(lf_store_append_async(s, calls[0].st, LF_EXPECT_ANY, &bad, 1, async_cb, cf),
+                     LF_EINVAL);
+    assert_int_equal(lf_store_append_async(s, "", LF_EXPECT_ANY, calls[0].e, 1, async_cb, cf),
+                     LF_EINVAL);
+    assert_int_equal(
+        lf_store_append_async(s, calls[0].st, LF_EXPECT_ANY, calls[0].e, 1, NULL, NULL), LF_EINVAL);
+    lf_sleep_ms(20);
+    pthread_mutex_lock(&a.mu);
+    assert_int_equal(a.calls, ASYNC_BATCHES + 1);
+    pthread_mutex_unlock(&a.mu);
+
+    /* Read back: every stream holds its batches in call order. */
+    for (int st = 0; st < ASYNC_STREAMS; st++) {
+        lf_event_list l;
+        lf_event_list_init(&l);
+        read_whole_stream(s, calls[st].st, 1000, &l);
+        assert_int_equal((int64_t)l.n, expect_ver[st]);
+        size_t k = 0;
+        for (int i = st; i < ASYNC_BATCHES; i += ASYNC_STREAMS)
+            for (int j = 0; j < calls[i].n; j++, k++)
+                assert_string_equal(l.ev[k].data, calls[i].data[j]);
+        lf_event_list_free(&l);
+    }
+
+    /* Close with batches queued (a second handle on the same store): close
+     * returns only after every callback, and the batches are stored. */
+    lf_store *s2 = NULL;
+    char err[512];
+    assert_int_equal(lf_store_open(f->url, &s2, err, sizeof err), 0);
+    async_seen b = {.last_pos = head_of(s2)};
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cond, NULL);
+    async_call *more = calloc(50, sizeof *more);
+    char nm[128];
+    sname(nm, sizeof nm, "%s", "async-close");
+    for (int i = 0; i < 50; i++) {
+        more[i] = (async_call){.seen = &b, .tag = i, .stream = 0, .n = 1};
+        snprintf(more[i].st, sizeof more[i].st, "%s", nm);
+        snprintf(more[i].data[0], sizeof more[i].data[0], "{\"i\":%d}", i);
+        more[i].e[0] = ev("AsyncTick", more[i].data[0]);
+        assert_int_equal(lf_store_append_async(s2, more[i].st, i ? i : LF_EXPECT_NO_STREAM,
+                                               more[i].e, 1, async_cb, &more[i]),
+                         0);
+    }
+    lf_store_close(s2);
+    assert_int_equal(b.calls, 50);
+    assert_int_equal(b.failures, 0);
+    assert_int_equal(b.order_errors, 0);
+    assert_int_equal(version_of(s, nm), 50);
+    free(more);
+    free(calls);
+    pthread_mutex_destroy(&a.mu);
+    pthread_cond_destroy(&a.cond);
+    pthread_mutex_destroy(&b.mu);
+    pthread_cond_destroy(&b.cond);
+}
+
 /* The group commit delay (sqlite:PATH?commit_delay_us=N): a new leader
  * waits for the last group's appenders to queue again. With a long cap,
  * threads appending at once still each get their own versions, positions
@@ -1479,6 +1634,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_async, setup, teardown),
         cmocka_unit_test(test_sqlite_reopen),
         cmocka_unit_test(test_sqlite_commit_delay),
         cmocka_unit_test(test_sqlite_generated_ids),

@@ -272,7 +272,9 @@ int lf_cmd_hub(int argc, char **argv)
         {"listen", LF_OPT_STR, &listen,
          "HOST:PORT to serve on (default 127.0.0.1:8080; port 0 = any)"},
         {"data", LF_OPT_STR, &data, "data directory (default ./data)"},
-        {"store", LF_OPT_STR, &store_url, "event store URL (default sqlite:DATA/events.db)"},
+        {"store", LF_OPT_STR, &store_url,
+         "event store URL (default sqlite:DATA/events.db; sqlite:PATH?commit_delay_us=N sets "
+         "the group commit delay cap, default 200)"},
         {"admin-token", LF_OPT_SECRET, &admin,
          "admin token (default: DATA/admin.token, else generated)"},
         {"shard-digits", LF_OPT_INT, &shard_digits,

@@ -137,17 +137,13 @@ const char *lf_store_backend(const lf_store *s)
 static bool valid_utf8_text(const char *p)
 {
     const unsigned char *s = (const unsigned char *)p;
+    size_t left = strlen(p);
     while (*s) {
-        if (*s < 0x20 || *s == 0x7f) return false; /* no control chars in names */
-        if (*s < 0x80) {
-            s++;
-            continue;
-        }
-        int n = (*s & 0xe0) == 0xc0 ? 1 : (*s & 0xf0) == 0xe0 ? 2 : (*s & 0xf8) == 0xf0 ? 3 : -1;
-        if (n < 0 || (*s == 0xc0 || *s == 0xc1)) return false;
-        for (int i = 1; i <= n; i++)
-            if ((s[i] & 0xc0) != 0x80) return false;
-        s += n + 1;
+        if (*s < 0x20 || *s == 0x7f) return false;       /* no control chars in names */
+        size_t n = *s < 0x80 ? 1 : lf_utf8_len(s, left); /* the same check as data's */
+        if (!n) return false;
+        s += n;
+        left -= n;
     }
     return true;
 }

@@ -682,6 +682,26 @@ static void test_invalid_input(void **state)
                   "bad\xff"
                   "utf8",
                   LF_EXPECT_ANY, &ok, 1, "stream");
+    /* Names must be UTF-8 that JSON can carry: no overlong forms, no
+     * surrogates, nothing past U+10FFFF, nothing cut short. */
+    const char *bad_names[] = {"over\xc0\xaf"
+                               "x",
+                               "over\xe0\x80\xaf"
+                               "x",
+                               "sur\xed\xa0\x80"
+                               "x",
+                               "big\xf4\x90\x80\x80",
+                               "big\xf5\x80\x80\x80",
+                               "cut\xe2\x82"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        expect_einval(s, bad_names[i], LF_EXPECT_ANY, &ok, 1, "stream");
+        lf_event_in bt = ev(bad_names[i], "{}");
+        expect_einval(s, st, LF_EXPECT_ANY, &bt, 1, "type");
+    }
+    lf_event_in good_type = ev("T\xc3\xa9\xe2\x82\xac\xf0\x9f\x94\x92", "{}"); /* é € 🔒 */
+    char good_name[160];
+    snprintf(good_name, sizeof good_name, "%s-\xc3\xa9\xf0\x9f\x94\x92", st);
+    assert_int_equal(lf_store_append(s, good_name, LF_EXPECT_ANY, &good_type, 1, NULL), 0);
 
     expect_einval(s, st, 0, &ok, 1, "expected");
     expect_einval(s, st, -3, &ok, 1, "expected");

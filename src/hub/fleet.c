@@ -92,6 +92,60 @@ int lf_fleet_emit(struct lf_fleet *f, const char *name, const char *type, json_t
     return rc;
 }
 
+typedef struct {
+    struct lf_fleet *f;
+    char stream[80], meta[160], type[40];
+    char *text;
+    lf_event_in ev;
+} async_emit;
+
+static void emit_done(void *ctx, int rc, const lf_append_result *res, const char *err)
+{
+    async_emit *a = ctx;
+    struct lf_fleet *f = a->f;
+    if (rc)
+        LF_ERROR("fleet", "append %s to %s: %s (%s)", a->type, a->stream, lf_strerror(rc),
+                 err ? err : "");
+    else
+        lf_hub_appended(f->h, 1, res);
+    free(a->text);
+    free(a);
+    pthread_mutex_lock(&f->emits_mu);
+    if (--f->emits == 0) pthread_cond_broadcast(&f->emits_cv);
+    pthread_mutex_unlock(&f->emits_mu);
+}
+
+void lf_fleet_emit_async(struct lf_fleet *f, const char *name, const char *type, json_t *data)
+{
+    async_emit *a = lf_xcalloc(1, sizeof *a);
+    a->f = f;
+    a->text = json_dumps(data, JSON_COMPACT);
+    json_decref(data);
+    if (!a->text) {
+        LF_ERROR("fleet", "append %s for unit %s: out of memory", type, name);
+        free(a);
+        return;
+    }
+    snprintf(a->stream, sizeof a->stream, "unit-%s", name);
+    snprintf(a->meta, sizeof a->meta, "{\"source\":\"hub\",\"node\":\"%s\"}",
+             f->h->cfg.node_id ? f->h->cfg.node_id : "hub-1");
+    snprintf(a->type, sizeof a->type, "%s", type);
+    a->ev = (lf_event_in){.type = a->type, .data = a->text, .meta = a->meta};
+    pthread_mutex_lock(&f->emits_mu);
+    f->emits++;
+    pthread_mutex_unlock(&f->emits_mu);
+    int rc = lf_store_append_async(f->h->store, a->stream, LF_EXPECT_ANY, &a->ev, 1, emit_done, a);
+    if (rc) { /* refused at once: no callback will come */
+        LF_ERROR("fleet", "append %s to %s: %s (%s)", type, a->stream, lf_strerror(rc),
+                 lf_err_get());
+        free(a->text);
+        free(a);
+        pthread_mutex_lock(&f->emits_mu);
+        if (--f->emits == 0) pthread_cond_broadcast(&f->emits_cv);
+        pthread_mutex_unlock(&f->emits_mu);
+    }
+}
+
 int lf_fleet_unit_call(struct lf_fleet *f, const char *name, const char *method, const char *url,
                        const char *body, lf_http_result *out)
 {
@@ -175,7 +229,7 @@ void lf_fleet_seen(struct lf_fleet *f, const char *name, const char *via, int64_
         json_t *d = json_pack("{s:s,s:o,s:o}", "via", via, "response_ms",
                               response_ms >= 0 ? json_integer(response_ms) : json_null(), "at",
                               lf_fleet_time_json(now));
-        lf_fleet_emit(f, name, "UnitCameOnline", d, NULL);
+        lf_fleet_emit_async(f, name, "UnitCameOnline", d);
         LF_INFO("fleet", "unit %s online (via %s)", name, via);
     }
     if (came) {
@@ -212,7 +266,7 @@ void lf_fleet_lost(struct lf_fleet *f, const char *name, const char *reason, con
         json_t *d =
             json_pack("{s:s,s:s,s:o,s:o}", "reason", reason, "detail", detail ? detail : "", "at",
                       lf_fleet_time_json(now), "last_seen_at", lf_fleet_time_json(last_seen));
-        lf_fleet_emit(f, name, "UnitWentOffline", d, NULL);
+        lf_fleet_emit_async(f, name, "UnitWentOffline", d);
         LF_INFO("fleet", "unit %s offline (%s: %s)", name, reason, detail ? detail : "");
     }
     if (went) update_gauge(f);
@@ -809,6 +863,8 @@ int lf_fleet_start(lf_hub *h)
     f->owned = lf_cluster_owned(h); /* cluster.c: this node's shards; NULL = all */
     pthread_mutex_init(&f->mu, NULL);
     pthread_mutex_init(&f->cfg_mu, NULL);
+    pthread_mutex_init(&f->emits_mu, NULL);
+    pthread_cond_init(&f->emits_cv, NULL);
     f->groups = lf_xcalloc((size_t)f->ngroups, sizeof *f->groups);
     for (int i = 0; i < f->ngroups; i++) {
         f->groups[i].f = f;
@@ -899,6 +955,11 @@ void lf_fleet_stop(lf_hub *h)
         pthread_cond_destroy(&g->cv);
         pthread_cond_destroy(&g->jobs_cv);
     }
+    /* Presence events still queued in the store: their callbacks use f. */
+    pthread_mutex_lock(&f->emits_mu);
+    while (f->emits > 0)
+        pthread_cond_wait(&f->emits_cv, &f->emits_mu);
+    pthread_mutex_unlock(&f->emits_mu);
     lf_projection_follower_stop(f->sub);
     for (size_t i = 0; i < f->nbuckets; i++) {
         fleet_unit *u = f->buckets[i];
@@ -914,6 +975,8 @@ void lf_fleet_stop(lf_hub *h)
     free(f->groups);
     pthread_mutex_destroy(&f->mu);
     pthread_mutex_destroy(&f->cfg_mu);
+    pthread_cond_destroy(&f->emits_cv);
+    pthread_mutex_destroy(&f->emits_mu);
     h->fleet = NULL;
     free(f);
 }

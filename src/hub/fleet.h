@@ -214,6 +214,11 @@ struct lf_fleet {
     struct lf_projection_follower *sub;
     int online, offline;
     pthread_mutex_t cfg_mu; /* serialises config version allocation */
+    /* lf_fleet_emit_async calls not yet called back. Their own lock: a
+     * callback may run on any appender's thread, which may hold mu. */
+    pthread_mutex_t emits_mu;
+    pthread_cond_t emits_cv;
+    int emits;
 };
 
 /* Finds a unit (f->mu held). NULL if unknown. */
@@ -240,6 +245,12 @@ void lf_fleet_lost(struct lf_fleet *f, const char *name, const char *reason, con
  * and the position (pos may be NULL) or an LF_E* code. */
 int lf_fleet_emit(struct lf_fleet *f, const char *name, const char *type, json_t *data,
                   int64_t *pos);
+/* lf_fleet_emit without waiting for the append to be durable (presence
+ * transitions: a pinger that finds 10,000 units gone must not wait for
+ * 10,000 commits one after the other; queued, they share a few). Steals
+ * data; a failure is logged. lf_fleet_stop waits for those in flight.
+ * The events of one caller are stored in the order of its calls. */
+void lf_fleet_emit_async(struct lf_fleet *f, const char *name, const char *type, json_t *data);
 /* Wakes the worker of the unit's group. f->mu NOT held. */
 void lf_fleet_wake(struct lf_fleet *f, int group);
 /* RFC 3339 text of ms as a JSON string, or JSON null when ms <= 0. */

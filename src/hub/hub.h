@@ -111,6 +111,10 @@ lf_principal lf_hub_authenticate(lf_hub *h, lf_http_req *req);
 /* Appends events and records the metric; see lf_store_append. */
 int lf_hub_append(lf_hub *h, const char *stream, int64_t expected, const lf_event_in *evs, size_t n,
                   lf_append_result *res);
+/* What lf_hub_append does after a successful append of n events (metrics,
+ * telling the projections what was published): for lf_store_append_async
+ * callbacks. Any thread. */
+void lf_hub_appended(lf_hub *h, size_t n, const lf_append_result *res);
 
 /* Answers an error for an LF_E* code from a lower layer (503 for EIO...). */
 void lf_hub_error_rc(lf_ctx *c, int rc, const char *what);

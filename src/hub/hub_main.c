@@ -30,18 +30,23 @@
 #define HTTP_THREADS 0
 #define HTTP_THREADS_S "0"
 
+void lf_hub_appended(lf_hub *h, size_t n, const lf_append_result *res)
+{
+    if (!res->duplicate) {
+        lf_metric_inc("lockerfleet_events_appended_total", NULL, (double)n);
+        lf_metric_set("lockerfleet_log_position", NULL, (double)res->last_position);
+    }
+    lf_projections_published(h->proj, res->last_position);
+}
+
 int lf_hub_append(lf_hub *h, const char *stream, int64_t expected, const lf_event_in *evs, size_t n,
                   lf_append_result *res)
 {
     lf_append_result tmp;
     if (!res) res = &tmp;
     int rc = lf_store_append(h->store, stream, expected, evs, n, res);
-    if (rc == 0 && !res->duplicate) {
-        lf_metric_inc("lockerfleet_events_appended_total", NULL, (double)n);
-        lf_metric_set("lockerfleet_log_position", NULL, (double)res->last_position);
-    }
     if (rc == 0) {
-        lf_projections_published(h->proj, res->last_position);
+        lf_hub_appended(h, n, res);
         char pos[24];
         snprintf(pos, sizeof pos, "%lld", (long long)res->last_position);
         lf_log_ctx_set("position", pos);

@@ -115,8 +115,10 @@ int lf_store_append(lf_store *s, const char *stream, int64_t expected, const lf_
 
 /* Called once when an lf_store_append_async batch is stored durably
  * (rc 0, res filled as lf_store_append's) or failed (rc an LF_E* code, res
- * NULL, err the message). Runs on a store thread: keep it short; it must
- * not call lf_store_close. */
+ * NULL, err the message). Runs on the store's committer thread or on the
+ * thread of any lf_store_append that leads the group: keep it short, take
+ * only locks no appender holds while it appends, and never call
+ * lf_store_close. */
 typedef void (*lf_append_cb)(void *ctx, int rc, const lf_append_result *res, const char *err);
 
 /* lf_store_append without waiting: validates (an invalid batch returns its

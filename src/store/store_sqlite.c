@@ -1318,17 +1318,22 @@ static void lead(sq_store *s, append_req *me)
      * (not everyone queued: those wait for the next group). Done is set
      * under the lock, so a member cannot return (and free its request)
      * before the leader is past it. */
+    append_req *async_head = NULL, **async_tail = &async_head;
     for (append_req *r = group, *nx; r; r = nx) {
         nx = r->next;
-        if (r->cb) continue;
-        r->done = 1;
+        if (r->cb) { /* ours until its callback: relink, in order */
+            r->next = NULL;
+            *async_tail = r;
+            async_tail = &r->next;
+            continue;
+        }
+        r->done = 1; /* r may be gone from here on: not touched again */
         if (r != me) pthread_cond_signal(&r->cond);
     }
     if (nasync) {
         pthread_mutex_unlock(&s->qlock);
-        for (append_req *r = group, *nx; r; r = nx) {
+        for (append_req *r = async_head, *nx; r; r = nx) {
             nx = r->next;
-            if (!r->cb) continue;
             r->cb(r->cb_ctx, r->rc, r->rc ? NULL : r->res, r->rc ? r->err : NULL);
             free(r);
         }

@@ -976,6 +976,13 @@ static void test_sqlite_reopen(void **state)
     }
 }
 
+typedef struct {
+    lf_store *s;
+    int id;
+    int errors;
+} delay_arg;
+static void *delay_main(void *p);
+
 /* ---- lf_store_append_async ---------------------------------------------
  * Many batches in flight from one caller: each callback once, in the order
  * of the calls, with the result a synchronous append would give; a
@@ -1098,6 +1105,44 @@ static void test_append_async(void **state)
         lf_event_list_free(&l);
     }
 
+    /* Sync and async appenders at once: groups hold both kinds (the
+     * leader may be either), and each gets its own answer. */
+    {
+        pthread_t th[4];
+        delay_arg da[4];
+        for (int i = 0; i < 4; i++) {
+            da[i] = (delay_arg){.s = s, .id = 100 + i};
+            assert_int_equal(pthread_create(&th[i], NULL, delay_main, &da[i]), 0);
+        }
+        async_seen c = {.last_pos = 0};
+        pthread_mutex_init(&c.mu, NULL);
+        pthread_cond_init(&c.cond, NULL);
+        async_call *mix = calloc(ASYNC_BATCHES, sizeof *mix);
+        int64_t v = 0;
+        for (int i = 0; i < ASYNC_BATCHES; i++) {
+            mix[i] = (async_call){.seen = &c, .tag = i, .stream = 0, .n = 1};
+            sname(mix[i].st, sizeof mix[i].st, "%s", "async-mixed");
+            snprintf(mix[i].data[0], sizeof mix[i].data[0], "{\"i\":%d}", i);
+            mix[i].e[0] = ev("AsyncTick", mix[i].data[0]);
+            assert_int_equal(lf_store_append_async(s, mix[i].st, v ? v : LF_EXPECT_NO_STREAM,
+                                                   mix[i].e, 1, async_cb, &mix[i]),
+                             0);
+            v++;
+            if (i % 16 == 0) lf_sleep_ms(1);
+        }
+        async_wait(&c, ASYNC_BATCHES);
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+            assert_int_equal(da[i].errors, 0);
+        }
+        assert_int_equal(c.failures, 0);
+        assert_int_equal(c.order_errors, 0);
+        assert_int_equal(version_of(s, mix[0].st), ASYNC_BATCHES);
+        free(mix);
+        pthread_mutex_destroy(&c.mu);
+        pthread_cond_destroy(&c.cond);
+    }
+
     /* Close with batches queued (a second handle on the same store): close
      * returns only after every callback, and the batches are stored. */
     lf_store *s2 = NULL;
@@ -1139,17 +1184,11 @@ static void test_append_async(void **state)
 #define DELAY_THREADS 8
 #define DELAY_APPENDS 60
 
-typedef struct {
-    lf_store *s;
-    int id;
-    int errors;
-} delay_arg;
-
 static void *delay_main(void *p)
 {
     delay_arg *a = p;
     char st[64], data[64];
-    snprintf(st, sizeof st, "delay-%d", a->id);
+    sname(st, sizeof st, "delay-%d", a->id);
     for (int v = 0; v < DELAY_APPENDS; v++) {
         snprintf(data, sizeof data, "{\"t\":%d,\"v\":%d}", a->id, v + 1);
         lf_event_in e = ev("Tick", data);

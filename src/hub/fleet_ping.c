@@ -17,7 +17,9 @@ lf_fleet_pinger *lf_fleet_pinger_new(int max_inflight)
 {
     const lf_curl_ops *o = ops();
     if (!o) return NULL; /* lf_err_get() names the module */
-    return o->pinger_new(max_inflight);
+    lf_fleet_pinger *p = o->pinger_new(max_inflight);
+    if (!p) lf_err_set("pinger: curl_multi_init failed");
+    return p;
 }
 
 void lf_fleet_pinger_free(lf_fleet_pinger *p)

@@ -385,13 +385,67 @@ static int wait_fd(call *c, short events)
     }
 }
 
+/* A name lookup that outlives a timed-out call (see resolve). */
+typedef struct {
+    struct gaicb cb;
+    struct addrinfo hints;
+    char host[256], port[6];
+} lookup;
+
+/* The addresses of u into *out, by the connect deadline: 0, or the
+ * failure. A numeric host needs no lookup; a name is looked up by glibc's
+ * getaddrinfo_a (a helper thread), so that the deadline bounds it as
+ * curl's threaded resolver does, not resolv.conf's timeouts x attempts. */
+static int resolve(call *c, const url_parts *u, int64_t deadline, struct addrinfo **out)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST};
+    *out = NULL;
+    if (getaddrinfo(u->host, u->port, &hints, out) == 0 && *out) return 0;
+    lookup *lk = calloc(1, sizeof *lk);
+    if (!lk) return fail(c, LF_EUNAVAILABLE, E_RESOLVE);
+    memcpy(lk->host, u->host, sizeof lk->host);
+    memcpy(lk->port, u->port, sizeof lk->port);
+    lk->hints = hints;
+    lk->hints.ai_flags = AI_NUMERICSERV;
+    lk->cb.ar_name = lk->host;
+    lk->cb.ar_service = lk->port;
+    lk->cb.ar_request = &lk->hints;
+    struct gaicb *list[1] = {&lk->cb};
+    if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) != 0) {
+        free(lk);
+        return fail(c, LF_EUNAVAILABLE, E_RESOLVE);
+    }
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) break;
+        struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000};
+        int r = gai_suspend((const struct gaicb *const *)list, 1, &ts);
+        if (r != EAI_INTR) break; /* done, or EAI_AGAIN: timed out */
+    }
+    int e = gai_error(&lk->cb);
+    if (e == EAI_INPROGRESS) {
+        /* Not cancelled: the helper thread still writes into lk when it
+         * ends, so lk (and its result) is left to it — a few hundred bytes
+         * per lookup that outlived its call. */
+        if (gai_cancel(&lk->cb) == EAI_CANCELED) free(lk);
+        return fail(c, LF_ETIMEDOUT, E_TIMEOUT);
+    }
+    if (e != 0 || !lk->cb.ar_result) {
+        if (lk->cb.ar_result) freeaddrinfo(lk->cb.ar_result);
+        free(lk);
+        return fail(c, LF_EUNAVAILABLE, E_RESOLVE);
+    }
+    *out = lk->cb.ar_result;
+    free(lk);
+    return 0;
+}
+
 static int dial(call *c, const url_parts *u, int64_t connect_deadline)
 {
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
-    int g = getaddrinfo(u->host, u->port, &hints, &ai);
-    if (g != 0 || !ai) return fail(c, LF_EUNAVAILABLE, E_RESOLVE);
+    if (resolve(c, u, connect_deadline, &ai)) return c->rc;
     int rc = fail(c, LF_EUNAVAILABLE, E_CONNECT);
     for (struct addrinfo *a = ai; a; a = a->ai_next) {
         int fd =

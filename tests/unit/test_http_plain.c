@@ -162,6 +162,19 @@ static void test_basic_and_keepalive(void **state)
     assert_null(strstr(s->req[1], "Content-Length"));
     assert_int_equal(atomic_load(&s->accepts), 1);
     stop(s);
+    /* a name, not an address: looked up (getaddrinfo_a), Host as written */
+    const char *ans2[] = {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nn", NULL};
+    s = start(ans2, 1);
+    char url[128];
+    snprintf(url, sizeof url, "http://localhost:%d/by-name", s->port);
+    lf_http_opts o = {.timeout_ms = 5000};
+    int rc = lf_http_call_plain("GET", url, NULL, &o, &r);
+    /* localhost may come first as ::1, where nothing listens: then 127.0.0.1 */
+    assert_int_equal(rc, 0);
+    assert_string_equal(r.body.data, "n");
+    lf_http_result_free(&r);
+    assert_non_null(strstr(s->req[0], "\r\nHost: localhost:"));
+    stop(s);
 }
 
 static void test_chunked_and_close(void **state)

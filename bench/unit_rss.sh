@@ -2,8 +2,9 @@
 # Unit agent memory (DESIGN §8: "a unit agent under 8 MiB RSS").
 # Usage: bench/unit_rss.sh BINARY [--libs]
 # Starts 'lockerfleet unit' twice on loopback with 10 lockers:
-#   idle    — no hub (libcurl never initialised), read after 2 s;
-#   active  — --hub pointing at a closed port (uplink retries with libcurl),
+#   idle    — no hub, read after 2 s;
+#   active  — --hub pointing at a closed port (the uplink retries over its
+#             built-in http:// client; libcurl is never loaded),
 #             then 200 x (POST /screen/rent, POST /screen/pickup, GET /events).
 # Prints VmRSS, VmHWM, RssAnon, RssFile (kB) from /proc/PID/status for each,
 # and the number of shared objects mapped;

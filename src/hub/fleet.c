@@ -905,8 +905,8 @@ int lf_fleet_start(lf_hub *h)
     for (int i = 0; i < f->ngroups; i++) {
         fleet_group *g = &f->groups[i];
         g->pinger = lf_fleet_pinger_new(FLEET_PING_INFLIGHT);
-        if (!g->pinger) {
-            rc = LF_ENOMEM;
+        if (!g->pinger) { /* e.g. lockerfleet-curl.so missing: lf_err_get() says */
+            rc = LF_EIO;
             goto out;
         }
         lf_fleet_pinger_set_ca_file(g->pinger, h->cfg.ca_file);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 static volatile sig_atomic_t unit_stop, unit_reopen_log;
@@ -204,7 +205,9 @@ int lf_cmd_unit(int argc, char **argv)
         fprintf(stderr, "lockerfleet unit: cannot create %s: %s\n", data, strerror(errno));
         goto out;
     }
-    if (hub) lf_http_client_global_init(); /* OpenSSL init costs RSS: only when used */
+    /* libcurl (a module, with GnuTLS & co.) only for an https:// hub: the
+     * uplink speaks http:// itself (lf_http_call_lean), ~2.5 MiB less RSS */
+    if (hub && strncasecmp(hub, "http://", 7) != 0) lf_http_client_global_init();
     dbpath = lf_asprintf("%s/unit.db", data);
     lf_unit_config cfg = {
         .name = name,

@@ -807,12 +807,13 @@ static int64_t json_i64(json_t *o, const char *k, int64_t def)
     return json_is_integer(v) ? json_integer_value(v) : def;
 }
 
-/* Unlocked HTTP call; the caller re-locks. */
+/* Unlocked HTTP call; the caller re-locks. lean: an http:// hub is spoken
+ * to without libcurl (client.h), so the agent never maps it. */
 static int call_hub(lf_unit *u, const char *path, const char *body, lf_http_result *res)
 {
     char *url = lf_asprintf("%s/v1/units/%s/%s", u->hub_url, u->name, path);
     lf_http_opts o = {.bearer = u->token, .ca_file = u->ca_file, .timeout_ms = (int)u->timeout_ms};
-    int rc = lf_http_call("POST", url, body, &o, res);
+    int rc = lf_http_call_lean("POST", url, body, &o, res);
     free(url);
     return rc;
 }

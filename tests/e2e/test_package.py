@@ -66,6 +66,8 @@ def test_install_and_deb():
         names = sorted(os.path.basename(m) for m in mods)
         print("modules:", names)
         assert "lockerfleet-bench-engines.so" in names, names
+        # libcurl's module: the hub's pinger and calls to units load it
+        assert "lockerfleet-curl.so" in names, names
         for b in ("postgres", "nats", "redis"):
             if os.path.exists(os.path.join(build, "lockerfleet-store-%s.so" % b)):
                 assert "lockerfleet-store-%s.so" % b in names, names
@@ -84,7 +86,7 @@ def test_install_and_deb():
         assert re.search(r"^ Recommends: .*libsystemd0", info, re.M), info
         _, listing = sh(["dpkg-deb", "--contents", deb])
         for rel in ["./usr/bin/lockerfleet", "lockerfleet-hub.service", "lockerfleet.1",
-                    "/lockerfleet/lockerfleet-bench-engines.so"]:
+                    "/lockerfleet/lockerfleet-bench-engines.so", "/lockerfleet/lockerfleet-curl.so"]:
             assert rel in listing, rel
 
         if os.geteuid() != 0:

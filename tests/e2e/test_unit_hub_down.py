@@ -2,8 +2,8 @@
 The hub goes down (kill -9) while the unit rents 20 times; the hub comes
 back; every event reaches the hub's `unitlog-NAME` stream exactly once and in
 the unit's order (stream version == unit seq, same ids and types), and the
-unit prunes what the hub acknowledged. Also: heartbeats, and a wrong unit
-token is refused by the hub.
+unit prunes what the hub acknowledged. Also: heartbeats, a wrong unit
+token is refused by the hub, and the unit never maps libcurl.
 
 Skips (exit 0 with a message) only when the hub answers 404 on the
 ingestion endpoint (the fleet side not landed)."""
@@ -102,6 +102,11 @@ def test_hub_down():
                             timeout=30, what="pruning after the ack")
             st, b, _ = u.get("/status", token=ht)
             assert b["acked_seq"] == head and b["heartbeats_ok"] > 0, b
+            # all of it over an http:// hub without libcurl (client_plain.c):
+            # the agent never mapped it (DESIGN §8: a unit agent < 8 MiB RSS)
+            with open("/proc/%d/maps" % u.proc.pid) as f:
+                maps = f.read()
+            assert "libcurl" not in maps and "lockerfleet-curl" not in maps, "libcurl mapped"
             assert u.terminate() == 0
 
 

@@ -997,7 +997,11 @@ static void *follower_main(void *arg)
     int busy = 0; /* the last read found events, fewer than a full batch */
     while (!atomic_load(&fo->stop) && !atomic_load(&ps->stop)) {
         int64_t pos = atomic_load(&fo->position);
-        if (busy) lf_sleep_ms(LIVE_COALESCE_MS);
+        /* With the sqlite store this process is the only writer and applies
+         * its own registrations at once (registry), so a follower may
+         * coalesce; with a shared store it is how this node learns what the
+         * others wrote (a unit registered there): no added delay. */
+        if (busy && ps->gate_ok) lf_sleep_ms(LIVE_COALESCE_MS);
         if (feed_wait(ps, pos, at_head)) break;
         struct feed_batch *fb = NULL;
         const lf_event *ev = NULL;

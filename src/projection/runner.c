@@ -143,6 +143,7 @@ struct proj {
     int64_t saved;    /* position last written to the file (apply_mu) */
     int paused;       /* current file's version is stale: wait for rebuild */
     int waiters;      /* threads in lf_projections_wait */
+    int kick;         /* a reader found it behind: end coalesce_wait */
     int failed;
     char error[256];
     struct reader readers[READERS_MAX];
@@ -1058,15 +1059,17 @@ void lf_projection_follower_stop(lf_projection_follower *fo)
 /* ---- the live thread -------------------------------------------------------- */
 
 /* The live thread's pause between batches under a steady stream of
- * appends: LIVE_COALESCE_MS, cut short when a reader starts waiting for a
- * position (lf_projections_wait signals p->cond) or the runner stops. */
+ * appends: LIVE_COALESCE_MS, cut short when a reader waits for a position
+ * this projection has not reached (lf_projections_wait sets p->kick and
+ * signals p->cond) or the runner stops. */
 static void coalesce_wait(struct proj *p)
 {
     struct timespec ts;
     lf_abstime_us(LIVE_COALESCE_MS * 1000, &ts);
     pthread_mutex_lock(&p->mu);
-    while (!p->waiters && !atomic_load(&p->owner->stop))
+    while (!p->waiters && !p->kick && !atomic_load(&p->owner->stop))
         if (pthread_cond_timedwait(&p->cond, &p->mu, &ts) == ETIMEDOUT) break;
+    p->kick = 0;
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -1295,7 +1298,12 @@ int lf_projections_wait(lf_projections *ps, const char *name, int64_t pos, int t
     int rc = 0;
     pthread_mutex_lock(&p->mu);
     p->waiters++;
-    if (p->position < pos) pthread_cond_broadcast(&p->cond); /* ends coalesce_wait */
+    if (p->position < pos) {
+        /* ends coalesce_wait, also for a pool-mode reader that only looks
+         * (timeout 0) and is gone before the live thread runs */
+        p->kick = 1;
+        pthread_cond_broadcast(&p->cond);
+    }
     while (p->position < pos && !atomic_load(&ps->stop)) {
         if (pthread_cond_timedwait(&p->cond, &p->mu, &ts) == ETIMEDOUT) {
             rc = p->position >= pos ? 0 : LF_ETIMEDOUT;

@@ -19,7 +19,7 @@
  * conflicts".
  *
  * Threads: HTTP handlers (one per connection), one expiry thread, one
- * conflict subscription thread. Lock order: an entry's mu, then svc->mu
+ * conflict follower thread (on the projections' feed). Lock order: an entry's mu, then svc->mu
  * (svc->mu is never held while taking an entry's mu).
  */
 #define _GNU_SOURCE
@@ -74,7 +74,8 @@ struct lf_booking_svc {
     pthread_mutex_t wmu;
     pthread_cond_t wcv;
     int stop;
-    lf_subscription *conflicts;
+    lf_subscription *conflicts;          /* without projections: on the store */
+    lf_projection_follower *conflicts_f; /* else on the projections' feed */
     char *ckpt_path;
     int64_t ckpt_saved_ms;
     int64_t ckpt_saved_pos;
@@ -1068,8 +1069,13 @@ int lf_booking_start(lf_hub *h)
     s->expiry_started = 1;
     if (h->data_dir) s->ckpt_path = lf_asprintf("%s/booking-conflicts.pos", h->data_dir);
     s->ckpt_saved_pos = ckpt_load(s);
-    s->conflicts = lf_store_subscribe(h->store, s->ckpt_saved_pos, 512, on_event, s);
-    if (!s->conflicts) {
+    /* On the projections' feed (the events they read anyway, no read and
+     * no wake-up of its own per commit), else on the store. */
+    if (h->proj)
+        s->conflicts_f = lf_projections_follow(h->proj, s->ckpt_saved_pos, on_event, s);
+    else
+        s->conflicts = lf_store_subscribe(h->store, s->ckpt_saved_pos, 512, on_event, s);
+    if (!s->conflicts && !s->conflicts_f) {
         lf_err_set("booking: cannot subscribe to the log for conflicts");
         rc = LF_EIO;
         goto out;
@@ -1085,6 +1091,13 @@ void lf_booking_stop(lf_hub *h)
     if (s->conflicts) {
         int64_t pos = lf_subscription_position(s->conflicts);
         lf_subscription_stop(s->conflicts);
+        ckpt_save(s, pos, 1);
+    }
+    if (s->conflicts_f) {
+        /* read before the stop frees it: at most the events handled
+         * meanwhile are handled again after a restart (idempotent) */
+        int64_t pos = lf_projection_follower_position(s->conflicts_f);
+        lf_projection_follower_stop(s->conflicts_f);
         ckpt_save(s, pos, 1);
     }
     if (s->expiry_started) {

@@ -98,6 +98,13 @@ int lf_fleet_resv_fold(struct lf_fleet *f, fleet_unit *u, const lf_event *ev)
 {
     (void)f;
     int due = 0;
+    const char *ty = ev->type;
+    /* the ledger changes only with these: no parse for the others (every
+     * ReservationConfirmed, half of the booking events) */
+    if (strcmp(ty, "ReservationHeld") != 0 && strcmp(ty, "ReservationCancelled") != 0 &&
+        strcmp(ty, "ReservationExpired") != 0 && strcmp(ty, "ReservationReassigned") != 0 &&
+        strcmp(ty, "ReservationDeliveryAttempted") != 0 && strcmp(ty, "ReservationDelivered") != 0)
+        return 0;
     json_t *d = json_loads(ev->data, 0, NULL);
     const char *id = d ? jstr(d, "reservation_id") : NULL;
     if (!id || strlen(id) >= LF_UUID_LEN) goto out;

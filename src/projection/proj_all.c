@@ -106,6 +106,48 @@ int lf_proj_json_i64(const char *json, const char *key, int64_t *out)
     return found;
 }
 
+int lf_proj_json_strs(const char *json, const char *const *keys, size_t n, const char **vals,
+                      char *buf, size_t cap)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++)
+        vals[i] = NULL;
+    const char *p = skip_ws(json);
+    if (*p != '{') return -1;
+    p = skip_ws(p + 1);
+    if (*p == '}') return 0;
+    for (;;) {
+        if (*p != '"') return -1;
+        const char *k = p + 1, *end = skip_string(p);
+        if (!end) return -1;
+        size_t len = (size_t)(end - 1 - k);
+        if (memchr(k, '\\', len)) return -1; /* escaped key: let jansson compare */
+        p = skip_ws(end);
+        if (*p != ':') return -1;
+        p = skip_ws(p + 1);
+        size_t want = n;
+        for (size_t i = 0; i < n && want == n; i++)
+            if (strlen(keys[i]) == len && memcmp(keys[i], k, len) == 0) want = i;
+        const char *v = p;
+        if (!(p = skip_value(p))) return -1;
+        if (want < n && *v == '"') {
+            size_t vlen = (size_t)(p - v) - 2; /* between the quotes */
+            if (memchr(v + 1, '\\', vlen) || used + vlen + 1 > cap) return -1;
+            memcpy(buf + used, v + 1, vlen);
+            buf[used + vlen] = '\0';
+            vals[want] = buf + used;
+            used += vlen + 1;
+        }
+        p = skip_ws(p);
+        if (*p == ',') {
+            p = skip_ws(p + 1);
+            continue;
+        }
+        if (*p != '}') return -1;
+        return 0;
+    }
+}
+
 void lf_proj_day(int64_t ms, char day[11])
 {
     static __thread int64_t cached = INT64_MIN;

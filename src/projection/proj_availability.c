@@ -14,7 +14,7 @@
  * dashboards, reports and rebuild checks, and its position is what
  * ?min_position waits for on that endpoint.
  */
-#include "projection/projection.h"
+#include "projection/proj_util.h"
 
 #include <string.h>
 
@@ -30,14 +30,6 @@ static const char *str(json_t *d, const char *k)
 {
     json_t *v = json_object_get(d, k);
     return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static int64_t time_of(json_t *d, const char *k)
-{
-    int64_t ms = 0;
-    const char *s = str(d, k);
-    if (!s || lf_time_parse(s, &ms) != 0) return 0;
-    return ms;
 }
 
 static int run(sqlite3 *db, sqlite3_stmt *st)
@@ -86,13 +78,26 @@ static int apply_unit(sqlite3 *db, json_t *d)
     return 0;
 }
 
-static int apply_booking(sqlite3 *db, const lf_event *ev, json_t *d)
+/* The members of a booking event this projection reads, by index: from
+ * the top-level scanner, or from jansson when it cannot decide. */
+enum { F_ID, F_LOCKER, F_FROM, F_TO, F_HOLD, F_TO_LOCKER, F_RENTAL, NF };
+static const char *const fkeys[NF] = {"reservation_id",  "locker",    "from",     "to",
+                                      "hold_expires_at", "to_locker", "rental_id"};
+
+static int64_t time_at(const char *s)
 {
-    const char *id = str(d, "reservation_id"), *t = ev->type, *unit = ev->stream + 9;
+    int64_t ms = 0;
+    if (!s || lf_time_parse(s, &ms) != 0) return 0;
+    return ms;
+}
+
+static int apply_booking(sqlite3 *db, const lf_event *ev, const char *const *f)
+{
+    const char *id = f[F_ID], *t = ev->type, *unit = ev->stream + 9;
     sqlite3_stmt *st = NULL;
     if (!id) return 0;
     if (strcmp(t, "ReservationHeld") == 0) {
-        const char *locker = str(d, "locker");
+        const char *locker = f[F_LOCKER];
         if (!locker) return 0;
         if (!(st = prep(db, "INSERT OR IGNORE INTO taken(id, unit, locker, kind, from_ms, to_ms,"
                             " hold_expires_ms) VALUES(?, ?, ?, 'held', ?, ?, ?)")))
@@ -100,9 +105,9 @@ static int apply_booking(sqlite3 *db, const lf_event *ev, json_t *d)
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, unit, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, locker, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, time_of(d, "from"));
-        sqlite3_bind_int64(st, 5, time_of(d, "to"));
-        sqlite3_bind_int64(st, 6, time_of(d, "hold_expires_at"));
+        sqlite3_bind_int64(st, 4, time_at(f[F_FROM]));
+        sqlite3_bind_int64(st, 5, time_at(f[F_TO]));
+        sqlite3_bind_int64(st, 6, time_at(f[F_HOLD]));
         return run(db, st);
     }
     if (strcmp(t, "ReservationConfirmed") == 0) {
@@ -110,13 +115,13 @@ static int apply_booking(sqlite3 *db, const lf_event *ev, json_t *d)
     } else if (strcmp(t, "ReservationCancelled") == 0 || strcmp(t, "ReservationExpired") == 0) {
         if (!(st = prep(db, "DELETE FROM taken WHERE id = ?"))) return LF_EIO;
     } else if (strcmp(t, "ReservationReassigned") == 0) {
-        const char *to = str(d, "to_locker");
+        const char *to = f[F_TO_LOCKER];
         if (!to || !(st = prep(db, "UPDATE taken SET locker = ?2 WHERE id = ?1")))
             return to ? LF_EIO : 0;
         sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
     } else if (strcmp(t, "ConflictDetected") == 0) {
-        const char *rental = str(d, "rental_id"), *locker = str(d, "locker");
-        int64_t from = time_of(d, "from"), to = time_of(d, "to");
+        const char *rental = f[F_RENTAL], *locker = f[F_LOCKER];
+        int64_t from = time_at(f[F_FROM]), to = time_at(f[F_TO]);
         if (!rental || !locker || from >= to) return 0;
         if (!(st = prep(db, "INSERT OR IGNORE INTO taken(id, unit, locker, kind, from_ms, to_ms)"
                             " VALUES('rental:' || ?, ?, ?, 'rental', ?, ?)")))
@@ -145,9 +150,23 @@ static int apply(sqlite3 *db, const lf_event *ev, void *ctx)
     if (booking && strncmp(ev->type, "Reservation", 11) != 0 &&
         strcmp(ev->type, "ConflictDetected") != 0)
         return 0;
+    if (booking) {
+        /* the hot path (two booking events per reservation): no tree */
+        char buf[1024];
+        const char *f[NF];
+        if (lf_proj_json_strs(ev->data, fkeys, NF, f, buf, sizeof buf) == 0)
+            return apply_booking(db, ev, f);
+    }
     d = json_loads(ev->data, 0, NULL);
     if (!json_is_object(d)) goto out;
-    rc = booking ? apply_booking(db, ev, d) : apply_unit(db, d);
+    if (booking) {
+        const char *f[NF];
+        for (int i = 0; i < NF; i++)
+            f[i] = str(d, fkeys[i]);
+        rc = apply_booking(db, ev, f);
+    } else {
+        rc = apply_unit(db, d);
+    }
 out:
     json_decref(d);
     return rc;

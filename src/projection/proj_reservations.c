@@ -9,7 +9,7 @@
  * ReservationExpired event arrives (apply reads no clock); readers show a
  * held row past hold_expires_ms as "expired".
  */
-#include "projection/projection.h"
+#include "projection/proj_util.h"
 
 #include <string.h>
 
@@ -31,14 +31,6 @@ static const char *str(json_t *d, const char *k)
 {
     json_t *v = json_object_get(d, k);
     return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static int64_t time_of(json_t *d, const char *k)
-{
-    int64_t ms = 0;
-    const char *s = str(d, k);
-    if (!s || lf_time_parse(s, &ms) != 0) return 0;
-    return ms;
 }
 
 /* Runs sql (a string literal: the runner caches its prepared statement by
@@ -76,42 +68,84 @@ out:
     return rc;
 }
 
-static int apply_booking(sqlite3 *db, const lf_event *ev, json_t *d)
+/* The members of a booking event this projection reads, by index: from
+ * the top-level scanner, or from jansson when it cannot decide. */
+enum {
+    F_ID,
+    F_USER,
+    F_LOCKER,
+    F_SIZE,
+    F_FROM,
+    F_TO,
+    F_HOLD,
+    F_IDEM,
+    F_REASON,
+    F_TO_LOCKER,
+    F_RENTAL,
+    F_RESOLUTION,
+    NF
+};
+static const char *const fkeys[NF] = {
+    "reservation_id",  "user_id",         "locker", "size",      "from",      "to",
+    "hold_expires_at", "idempotency_key", "reason", "to_locker", "rental_id", "resolution"};
+
+static int64_t time_at(const char *s)
 {
-    const char *id = str(d, "reservation_id"), *t = ev->type;
+    int64_t ms = 0;
+    if (!s || lf_time_parse(s, &ms) != 0) return 0;
+    return ms;
+}
+
+/* amount_cents of ev (d: its parsed data, or NULL: scan the text); 0 when
+ * absent or not an integer. */
+static int64_t amount_of(const lf_event *ev, json_t *d)
+{
+    int64_t v = 0;
+    if (!d) {
+        int got = lf_proj_json_i64(ev->data, "amount_cents", &v);
+        if (got >= 0) return got ? v : 0;
+        json_t *p = json_loads(ev->data, 0, NULL);
+        v = p ? amount_of(ev, p) : 0;
+        json_decref(p);
+        return v;
+    }
+    json_t *a = json_object_get(d, "amount_cents");
+    return json_is_integer(a) ? (int64_t)json_integer_value(a) : 0;
+}
+
+static int apply_booking(sqlite3 *db, const lf_event *ev, const char *const *f, json_t *d)
+{
+    const char *id = f[F_ID], *t = ev->type;
     int64_t pos = ev->position;
 
     if (!id) return 0; /* malformed: nothing to show */
     if (strcmp(t, "ReservationHeld") == 0) {
-        const char *user = str(d, "user_id"), *locker = str(d, "locker"), *size = str(d, "size");
+        const char *user = f[F_USER], *locker = f[F_LOCKER], *size = f[F_SIZE];
         if (!user || !locker || !size) return 0;
         return exec(db,
                     "INSERT OR IGNORE INTO reservations(id, user_id, unit, locker, size, from_ms,"
                     " to_ms, status, hold_expires_ms, idempotency_key, created_position, position)"
                     " VALUES(?, ?, ?, ?, ?, ?, ?, 'held', ?, ?, ?, ?)",
-                    "sssssiiisii", id, user, ev->stream + 9, locker, size, time_of(d, "from"),
-                    time_of(d, "to"), time_of(d, "hold_expires_at"), str(d, "idempotency_key"), pos,
-                    pos);
+                    "sssssiiisii", id, user, ev->stream + 9, locker, size, time_at(f[F_FROM]),
+                    time_at(f[F_TO]), time_at(f[F_HOLD]), f[F_IDEM], pos, pos);
     }
-    if (strcmp(t, "ReservationConfirmed") == 0) {
-        json_t *a = json_object_get(d, "amount_cents");
+    if (strcmp(t, "ReservationConfirmed") == 0)
         return exec(db,
                     "UPDATE reservations SET status = 'confirmed', amount_cents = ?, position = ?"
                     " WHERE id = ? AND status = 'held'",
-                    "iis", (int64_t)(json_is_integer(a) ? json_integer_value(a) : 0), pos, id);
-    }
+                    "iis", amount_of(ev, d), pos, id);
     if (strcmp(t, "ReservationCancelled") == 0)
         return exec(db,
                     "UPDATE reservations SET status = 'cancelled', reason = ?, position = ?"
                     " WHERE id = ?",
-                    "sis", str(d, "reason") ? str(d, "reason") : "user", pos, id);
+                    "sis", f[F_REASON] ? f[F_REASON] : "user", pos, id);
     if (strcmp(t, "ReservationExpired") == 0)
         return exec(db,
                     "UPDATE reservations SET status = 'expired', position = ?"
                     " WHERE id = ? AND status = 'held'",
                     "is", pos, id);
     if (strcmp(t, "ReservationReassigned") == 0) {
-        const char *to = str(d, "to_locker");
+        const char *to = f[F_TO_LOCKER];
         if (!to) return 0;
         return exec(db,
                     "UPDATE reservations SET locker = ?, reassigned = reassigned + 1,"
@@ -119,16 +153,14 @@ static int apply_booking(sqlite3 *db, const lf_event *ev, json_t *d)
                     " WHERE id = ?",
                     "sis", to, pos, id);
     }
-    if (strcmp(t, "RefundIssued") == 0) {
-        json_t *a = json_object_get(d, "amount_cents");
+    if (strcmp(t, "RefundIssued") == 0)
         return exec(db,
                     "UPDATE reservations SET refunded_cents = refunded_cents + ?, position = ?"
                     " WHERE id = ?",
-                    "iis", (int64_t)(json_is_integer(a) ? json_integer_value(a) : 0), pos, id);
-    }
+                    "iis", amount_of(ev, d), pos, id);
     if (strcmp(t, "ConflictDetected") == 0) {
-        const char *rental = str(d, "rental_id"), *locker = str(d, "locker");
-        const char *res = str(d, "resolution");
+        const char *rental = f[F_RENTAL], *locker = f[F_LOCKER];
+        const char *res = f[F_RESOLUTION];
         if (!rental || !locker || !res) return 0;
         return exec(db,
                     "INSERT OR IGNORE INTO reservation_conflicts(reservation_id, rental_id, unit,"
@@ -161,9 +193,23 @@ static int apply(sqlite3 *db, const lf_event *ev, void *ctx)
     if (!booking &&
         !(strncmp(ev->stream, "unit-", 5) == 0 && strncmp(ev->type, "ReservationDeliver", 18) == 0))
         return 0;
+    if (booking) {
+        /* the hot path (two booking events per reservation): no tree */
+        char buf[2048];
+        const char *f[NF];
+        if (lf_proj_json_strs(ev->data, fkeys, NF, f, buf, sizeof buf) == 0)
+            return apply_booking(db, ev, f, NULL);
+    }
     d = json_loads(ev->data, 0, NULL);
     if (!json_is_object(d)) goto out;
-    rc = booking ? apply_booking(db, ev, d) : apply_delivery(db, ev, d);
+    if (booking) {
+        const char *f[NF];
+        for (int i = 0; i < NF; i++)
+            f[i] = str(d, fkeys[i]);
+        rc = apply_booking(db, ev, f, d);
+    } else {
+        rc = apply_delivery(db, ev, d);
+    }
 out:
     json_decref(d);
     return rc;

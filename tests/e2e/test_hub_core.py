@@ -301,6 +301,10 @@ def test_projection_rebuild_http():
         fill(hub)
         head = hub.events()["head"]
         hub.admin("GET", "/v1/units?min_position=%d" % head)
+        # min_position waited for `units`; the others catch up on their own
+        # (a live projection pauses up to 25 ms between batches)
+        hub.wait_for(lambda: all(projections(hub)[n]["lag"] == 0 for n in ("alerts", "revenue")),
+                     timeout=10, interval=0.05, what="alerts and revenue at the head")
         before = projections(hub, digest=True)
         for name in ("units", "alerts", "revenue"):
             assert before[name]["state"] == "live" and before[name]["lag"] == 0

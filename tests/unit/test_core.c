@@ -10,7 +10,10 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void test_time_format(void **state)
 {
@@ -121,6 +124,54 @@ static void test_uuid(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (lf_uuid_valid(bad[i])) fail_msg("'%s' taken for a UUID", bad[i]);
     assert_false(lf_uuid_valid(NULL));
+}
+
+/* Ids come from a per-thread buffer of random bytes (lf.c rand_ids):
+ * every id differs, across buffer refills, and a forked child does not
+ * hand out the ids its parent will. */
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void test_uuid_buffered(void **state)
+{
+    (void)state;
+    enum { N = 4000 };
+    static char ids[N][LF_UUID_LEN];
+    for (int i = 0; i < N; i++)
+        if (i % 3 == 2) {
+            snprintf(ids[i], sizeof ids[i], "%08x%08x", lf_random_u32(), lf_random_u32());
+        } else if (i % 3) {
+            lf_uuid_v7(ids[i]);
+        } else {
+            lf_uuid_v4(ids[i]);
+        }
+    qsort(ids, N, sizeof ids[0], cmp_id);
+    for (int i = 1; i < N; i++)
+        if (strcmp(ids[i - 1], ids[i]) == 0) fail_msg("id %s twice", ids[i]);
+
+    /* after a fork, the child's next id is not the parent's next one */
+    char mine[LF_UUID_LEN], theirs[LF_UUID_LEN] = "";
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    lf_uuid_v4(mine); /* the buffer holds bytes now */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char id[LF_UUID_LEN];
+        lf_uuid_v4(id);
+        _exit(write(fd[1], id, sizeof id) == (ssize_t)sizeof id ? 0 : 1);
+    }
+    lf_uuid_v4(mine);
+    assert_int_equal(read(fd[0], theirs, sizeof theirs), (ssize_t)sizeof theirs);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    assert_int_equal(st, 0);
+    close(fd[0]);
+    close(fd[1]);
+    assert_true(lf_uuid_valid(theirs));
+    assert_string_not_equal(mine, theirs);
 }
 
 static void test_shard_of(void **state)
@@ -240,10 +291,11 @@ int main(void)
         cmocka_unit_test(test_time_format),
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_uuid_buffered),
         cmocka_unit_test(test_shard_of),
         cmocka_unit_test(test_name_valid),
         cmocka_unit_test(test_buf_cap),
-        cmocka_unit_test(test_parse_i64_and_errors),
+        cmocka_unit_test(test_parse_i64_and_errors), /* one a line */
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -86,6 +86,70 @@ static void test_json_i64_undecided(void **state)
     assert_int_equal(lf_proj_json_i64("{\"other\":1}", "amount_cents", &v), 0);
 }
 
+/* lf_proj_json_strs: what it decides, jansson would say too (each wanted
+ * member's string value, NULL when absent or not a string). */
+static void test_json_strs_agrees_with_jansson(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"reservation_id", "locker", "from", "x"};
+    static const char *const docs[] = {
+        "{}",
+        " { } ",
+        "{\"reservation_id\":\"r-1\",\"locker\":\"A01\",\"from\":\"2026-01-01T00:00:00Z\"}",
+        "{ \"locker\" : \"B\" , \"n\" : 1 , \"reservation_id\" : \"\" }",
+        "{\"reservation_id\":1,\"locker\":null,\"from\":true,\"x\":[\"a\"]}",
+        "{\"reservation_id\":{\"locker\":\"no\"},\"locker\":\"yes\"}",
+        "{\"y\":[{\"locker\":\"no\"}],\"locker\":\"yes\"}",
+        "{\"s\":\"\\\"locker\\\":\\\"no\\\"\",\"locker\":\"yes\"}",
+        "{\"s\":\"}{][\",\"x\":\"}{][,:\"}",
+        "{\"x\":\"caf\u00e9\"}",
+        "{\"lockerx\":\"a\",\"locke\":\"b\",\"LOCKER\":\"c\"}",
+        "{\"x\":\"a\"\n,\"from\":\t\"b\"}",
+        "{\"x\":\"\\u00e9\"}",
+        "{\"x\":\"a\\\"b\"}",
+        "{\"\\u0078\":\"a\"}",
+        "{\"n\":-1.5e-3,\"b\":false,\"x\":\"9\",\"z\":null}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        const char *v[4];
+        char buf[256];
+        json_t *d = json_loads(docs[i], 0, NULL);
+        assert_non_null(d);
+        int rc = lf_proj_json_strs(docs[i], keys, 4, v, buf, sizeof buf);
+        if (rc == 0)
+            for (int k = 0; k < 4; k++) {
+                const char *j = json_string_value(json_object_get(d, keys[k]));
+                if (!j != !v[k] || (j && strcmp(j, v[k]) != 0))
+                    fail_msg("%s: %s scanner '%s', jansson '%s'", docs[i], keys[k],
+                             v[k] ? v[k] : "(null)", j ? j : "(null)");
+            }
+        json_decref(d);
+    }
+}
+
+static void test_json_strs_undecided(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"a", "b"};
+    const char *v[2];
+    char buf[8];
+    /* escapes in a wanted string or in a key, a small buffer, not an object */
+    assert_int_equal(lf_proj_json_strs("{\"a\":\"x\\ny\"}", keys, 2, v, buf, sizeof buf), -1);
+    assert_int_equal(lf_proj_json_strs("{\"\\u0061\":\"x\"}", keys, 2, v, buf, sizeof buf), -1);
+    assert_int_equal(lf_proj_json_strs("{\"a\":\"12345678\"}", keys, 2, v, buf, sizeof buf), -1);
+    assert_int_equal(lf_proj_json_strs("[\"a\"]", keys, 2, v, buf, sizeof buf), -1);
+    assert_int_equal(lf_proj_json_strs("{\"a\":\"unterminated", keys, 2, v, buf, sizeof buf), -1);
+    /* an escape in a string nobody wants is fine */
+    assert_int_equal(
+        lf_proj_json_strs("{\"c\":\"\\\"\",\"a\":\"1\",\"b\":\"2\"}", keys, 2, v, buf, sizeof buf),
+        0);
+    assert_string_equal(v[0], "1");
+    assert_string_equal(v[1], "2");
+    assert_int_equal(lf_proj_json_strs("{\"a\":\"1234567\"}", keys, 2, v, buf, sizeof buf), 0);
+    assert_string_equal(v[0], "1234567");
+    assert_null(v[1]);
+}
+
 static void test_day_is_time_format_prefix(void **state)
 {
     (void)state;
@@ -117,6 +181,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_i64_agrees_with_jansson),
         cmocka_unit_test(test_json_i64_undecided),
+        cmocka_unit_test(test_json_strs_agrees_with_jansson),
+        cmocka_unit_test(test_json_strs_undecided),
         cmocka_unit_test(test_day_is_time_format_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -262,6 +262,71 @@ static void test_published_gate_and_followers(void **state)
     lf_projections_stop(p);
 }
 
+/* Under a steady stream of appends a live projection pauses between
+ * batches (LIVE_COALESCE_MS, 25 ms); a reader waiting for its own write
+ * must not sit out that pause: lf_projections_wait ends it, also when the
+ * reader only looks (timeout 0, pool mode) and polls again. */
+struct stream_arg {
+    lf_store *st;
+    lf_projections *p;
+    volatile int stop;
+};
+
+static void *steady_appends(void *arg)
+{
+    struct stream_arg *a = arg;
+    while (!a->stop) {
+        lf_projections_published(a->p, append_ticks(a->st, "steady", 1));
+        usleep(1000);
+    }
+    return NULL;
+}
+
+static int cmp_i64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+static void test_reader_ends_pause(void **state)
+{
+    struct fx *f = *state;
+    const lf_projection_def *defs[] = {&counter_v1};
+    lf_projections *p = lf_projections_start(f->st, f->dir, defs, 1);
+    assert_non_null(p);
+    struct stream_arg a = {f->st, p, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, steady_appends, &a), 0);
+    usleep(200000); /* the live thread is busy: it pauses between batches */
+    enum { N = 21 };
+    int64_t waited[2][N];
+    for (int mode = 0; mode < 2; mode++)
+        for (int i = 0; i < N; i++) {
+            int64_t pos = append_ticks(f->st, "mine", 1);
+            lf_projections_published(p, pos);
+            int64_t t0 = lf_mono_us();
+            if (mode == 0) {
+                assert_int_equal(lf_projections_wait(p, "counter", pos, 20000), 0);
+            } else {
+                while (lf_projections_wait(p, "counter", pos, 0) == LF_ETIMEDOUT)
+                    usleep(500); /* pool mode: look, defer, look again */
+                assert_true(lf_mono_us() - t0 < 20000000);
+            }
+            waited[mode][i] = lf_mono_us() - t0;
+            usleep(3000);
+        }
+    a.stop = 1;
+    pthread_join(th, NULL);
+    for (int mode = 0; mode < 2; mode++) {
+        qsort(waited[mode], N, sizeof waited[mode][0], cmp_i64);
+        /* without the wake-up the median is about half the pause (12 ms) */
+        printf("reader waited (%s): median %.1f ms, max %.1f ms\n", mode ? "polling" : "blocking",
+               (double)waited[mode][N / 2] / 1000.0, (double)waited[mode][N - 1] / 1000.0);
+        assert_true(waited[mode][N / 2] < 8000);
+    }
+    lf_projections_stop(p);
+}
+
 static void test_rebuild_while_live(void **state)
 {
     struct fx *f = *state;
@@ -490,6 +555,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failure_is_contained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revenue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_ends_pause, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,26 +57,54 @@ static const char *skip_ws(const char *p)
     return p;
 }
 
+/* The top-level members of a JSON object, one at a time. obj_open: the
+ * first member (or the closing '}'), NULL when json is not an object. */
+static const char *obj_open(const char *json)
+{
+    const char *p = skip_ws(json);
+    return *p == '{' ? skip_ws(p + 1) : NULL;
+}
+
+/* At p (a member or the closing '}'): 1 with the key's text in *k, *klen
+ * and *val at the value; 0 at the end; -1 when it cannot decide (bad JSON,
+ * or an escaped key: let jansson compare). */
+static int obj_member(const char *p, const char **k, size_t *klen, const char **val)
+{
+    if (*p == '}') return 0;
+    if (*p != '"') return -1;
+    const char *end = skip_string(p);
+    if (!end) return -1;
+    *k = p + 1;
+    *klen = (size_t)(end - 1 - *k);
+    if (memchr(*k, '\\', *klen)) return -1;
+    p = skip_ws(end);
+    if (*p != ':') return -1;
+    *val = skip_ws(p + 1);
+    return 1;
+}
+
+/* After a member's value (vend: just past it): the next member or the
+ * closing '}'; NULL when what follows is not JSON (a trailing comma too). */
+static const char *obj_next(const char *vend)
+{
+    const char *p = skip_ws(vend);
+    if (*p == ',') {
+        p = skip_ws(p + 1);
+        return *p == '"' ? p : NULL;
+    }
+    return *p == '}' ? p : NULL;
+}
+
 int lf_proj_json_i64(const char *json, const char *key, int64_t *out)
 {
-    size_t klen = strlen(key);
-    int found = 0;
+    size_t klen = strlen(key), len;
+    int found = 0, r;
     int64_t val = 0;
-    const char *p = skip_ws(json);
-    if (*p != '{') return -1;
-    p = skip_ws(p + 1);
-    if (*p == '}') return 0;
-    for (;;) {
-        if (*p != '"') return -1;
-        const char *k = p + 1, *end = skip_string(p);
-        if (!end) return -1;
-        size_t len = (size_t)(end - 1 - k);
-        if (memchr(k, '\\', len)) return -1; /* escaped key: let jansson compare */
-        p = skip_ws(end);
-        if (*p != ':') return -1;
-        p = skip_ws(p + 1);
+    const char *p = obj_open(json), *k, *v;
+    if (!p) return -1;
+    while ((r = obj_member(p, &k, &len, &v)) == 1) {
         if (len == klen && memcmp(k, key, len) == 0) {
-            const char *q = p;
+            const char *q = v;
             int neg = *q == '-';
             if (neg) q++;
             int digits = 0;
@@ -93,15 +121,10 @@ int lf_proj_json_i64(const char *json, const char *key, int64_t *out)
                 found = 0; /* a real, a string, ...: not an integer */
             }
         }
-        if (!(p = skip_value(p))) return -1;
-        p = skip_ws(p);
-        if (*p == ',') {
-            p = skip_ws(p + 1);
-            continue;
-        }
-        if (*p != '}') return -1;
-        break;
+        const char *e = skip_value(v);
+        if (!e || !(p = obj_next(e))) return -1;
     }
+    if (r < 0) return -1;
     if (found) *out = val;
     return found;
 }
@@ -109,43 +132,29 @@ int lf_proj_json_i64(const char *json, const char *key, int64_t *out)
 int lf_proj_json_strs(const char *json, const char *const *keys, size_t n, const char **vals,
                       char *buf, size_t cap)
 {
-    size_t used = 0;
+    size_t used = 0, len;
     for (size_t i = 0; i < n; i++)
         vals[i] = NULL;
-    const char *p = skip_ws(json);
-    if (*p != '{') return -1;
-    p = skip_ws(p + 1);
-    if (*p == '}') return 0;
-    for (;;) {
-        if (*p != '"') return -1;
-        const char *k = p + 1, *end = skip_string(p);
-        if (!end) return -1;
-        size_t len = (size_t)(end - 1 - k);
-        if (memchr(k, '\\', len)) return -1; /* escaped key: let jansson compare */
-        p = skip_ws(end);
-        if (*p != ':') return -1;
-        p = skip_ws(p + 1);
+    int r;
+    const char *p = obj_open(json), *k, *v;
+    if (!p) return -1;
+    while ((r = obj_member(p, &k, &len, &v)) == 1) {
         size_t want = n;
         for (size_t i = 0; i < n && want == n; i++)
             if (strlen(keys[i]) == len && memcmp(keys[i], k, len) == 0) want = i;
-        const char *v = p;
-        if (!(p = skip_value(p))) return -1;
+        const char *e = skip_value(v);
+        if (!e) return -1;
         if (want < n && *v == '"') {
-            size_t vlen = (size_t)(p - v) - 2; /* between the quotes */
+            size_t vlen = (size_t)(e - v) - 2; /* between the quotes */
             if (memchr(v + 1, '\\', vlen) || used + vlen + 1 > cap) return -1;
             memcpy(buf + used, v + 1, vlen);
             buf[used + vlen] = '\0';
             vals[want] = buf + used;
             used += vlen + 1;
         }
-        p = skip_ws(p);
-        if (*p == ',') {
-            p = skip_ws(p + 1);
-            continue;
-        }
-        if (*p != '}') return -1;
-        return 0;
+        if (!(p = obj_next(e))) return -1;
     }
+    return r < 0 ? -1 : 0;
 }
 
 void lf_proj_day(int64_t ms, char day[11])

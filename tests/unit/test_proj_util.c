@@ -79,6 +79,11 @@ static void test_json_i64_undecided(void **state)
     assert_int_equal(lf_proj_json_i64("{\"amount_cents\":1234567890123456789}", "amount_cents", &v),
                      -1);
     assert_int_equal(lf_proj_json_i64("[1]", "amount_cents", &v), -1);
+    /* not JSON: a trailing comma, a missing comma, no closing brace */
+    assert_int_equal(lf_proj_json_i64("{\"amount_cents\":1,}", "amount_cents", &v), -1);
+    assert_int_equal(lf_proj_json_i64("{\"a\":1 \"amount_cents\":2}", "amount_cents", &v), -1);
+    assert_int_equal(lf_proj_json_i64("{\"amount_cents\":1", "amount_cents", &v), -1);
+    assert_int_equal(lf_proj_json_i64("{ }", "amount_cents", &v), 0);
     assert_int_equal(lf_proj_json_i64("{\"a\":\"unterminated", "amount_cents", &v), -1);
     /* and what it decides, it decides right */
     assert_int_equal(lf_proj_json_i64("{\"amount_cents\":-12}", "amount_cents", &v), 1);

@@ -197,7 +197,7 @@ struct lf_projections {
     /* lf_projections_published: the position up to which this process's
      * appends have returned (sqlite store only, 0 until told). */
     int gate_ok; /* the store is sqlite: its memory has what returned */
-    atomic_llong published;
+    _Atomic int64_t published;
     atomic_int pub_waiters; /* threads waiting on pub_cond (changed under pub_mu) */
     pthread_mutex_t pub_mu;
     pthread_cond_t pub_cond;

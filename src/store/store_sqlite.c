@@ -169,7 +169,7 @@ typedef struct {
     append_req *qhead, *qtail;
     int leader;
     int closing;
-    /* Commit delay (see sq_append): a new leader waits, at most
+    /* Commit delay (see gather): a new leader waits, at most
      * min(commit_delay_us, the last commit's duration), until as many
      * appenders are queued as the last group had. */
     pthread_cond_t gcond; /* the gathering leader: one more queued */
@@ -1317,7 +1317,8 @@ static void lead(sq_store *s, append_req *me)
     /* Wake the waiting members of this group, each on its own condition
      * (not everyone queued: those wait for the next group). Done is set
      * under the lock, so a member cannot return (and free its request)
-     * before the leader is past it. */
+     * while the leader holds qlock; once it lets go (for the callbacks, or
+     * at the end) only the async members, relinked here, are touched. */
     append_req *async_head = NULL, **async_tail = &async_head;
     for (append_req *r = group, *nx; r; r = nx) {
         nx = r->next;
@@ -1327,7 +1328,7 @@ static void lead(sq_store *s, append_req *me)
             async_tail = &r->next;
             continue;
         }
-        r->done = 1; /* r may be gone from here on: not touched again */
+        r->done = 1; /* gone once qlock is let go: not touched after */
         if (r != me) pthread_cond_signal(&r->cond);
     }
     if (nasync) {

@@ -248,9 +248,9 @@ void lf_sleep_ms(int64_t ms)
     }
 }
 
-void lf_abstime_us(int64_t us, struct timespec *out)
+static void abstime(clockid_t clock, int64_t us, struct timespec *out)
 {
-    clock_gettime(CLOCK_REALTIME, out);
+    clock_gettime(clock, out);
     if (us < 0) us = 0;
     out->tv_sec += (time_t)(us / 1000000);
     out->tv_nsec += (long)(us % 1000000) * 1000L;
@@ -258,6 +258,16 @@ void lf_abstime_us(int64_t us, struct timespec *out)
         out->tv_sec++;
         out->tv_nsec -= 1000000000L;
     }
+}
+
+void lf_abstime_us(int64_t us, struct timespec *out)
+{
+    abstime(CLOCK_REALTIME, us, out);
+}
+
+void lf_abstime_mono_us(int64_t us, struct timespec *out)
+{
+    abstime(CLOCK_MONOTONIC, us, out);
 }
 
 char *lf_time_format(int64_t ms, char *buf)

@@ -87,6 +87,10 @@ struct timespec;
 /* The CLOCK_REALTIME instant us microseconds from now, as
  * pthread_cond_timedwait wants it. */
 void lf_abstime_us(int64_t us, struct timespec *out);
+/* The same on CLOCK_MONOTONIC, for a condition variable initialised with
+ * pthread_condattr_setclock(CLOCK_MONOTONIC) (no clock jump stretches the
+ * wait). */
+void lf_abstime_mono_us(int64_t us, struct timespec *out);
 
 /* ---- ids, randomness, hashing ---------------------------------------- */
 /* lf_init() must be called once before the rest (initialises libsodium). */

@@ -1273,12 +1273,7 @@ static void gather(sq_store *s)
     if (s->last_commit_us < wait) wait = s->last_commit_us;
     if (wait <= 0) return;
     struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_nsec += (long)(wait * 1000);
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec += dl.tv_nsec / 1000000000L;
-        dl.tv_nsec %= 1000000000L;
-    }
+    lf_abstime_mono_us(wait, &dl);
     s->gathering = 1;
     while (s->qlen < s->last_group && !s->closing)
         if (pthread_cond_timedwait(&s->gcond, &s->qlock, &dl) == ETIMEDOUT) break;

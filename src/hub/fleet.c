@@ -70,79 +70,93 @@ int lf_fleet_call_timeout_ms(struct lf_fleet *f)
     return (int)(t > 60000 ? 60000 : t);
 }
 
+/* One hub event for unit-{name}, ready to append: its stream, its meta
+ * (which node wrote it) and its data as text. */
+typedef struct {
+    char stream[80], meta[160], type[LF_TYPE_MAX + 1];
+    char *text; /* owned */
+    lf_event_in ev;
+} hub_event;
+
+/* Fills e; steals data. LF_ENOMEM (logged) when it cannot be printed. */
+static int hub_event_make(struct lf_fleet *f, const char *name, const char *type, json_t *data,
+                          hub_event *e)
+{
+    e->text = json_dumps(data, JSON_COMPACT);
+    json_decref(data);
+    if (!e->text) {
+        LF_ERROR("fleet", "append %s for unit %s: out of memory", type, name);
+        return LF_ENOMEM;
+    }
+    snprintf(e->stream, sizeof e->stream, "unit-%s", name);
+    snprintf(e->meta, sizeof e->meta, "{\"source\":\"hub\",\"node\":\"%s\"}",
+             f->h->cfg.node_id ? f->h->cfg.node_id : "hub-1");
+    snprintf(e->type, sizeof e->type, "%s", type);
+    e->ev = (lf_event_in){.type = e->type, .data = e->text, .meta = e->meta};
+    return 0;
+}
+
 int lf_fleet_emit(struct lf_fleet *f, const char *name, const char *type, json_t *data,
                   int64_t *pos)
 {
-    int rc;
-    char stream[80], meta[160];
-    char *text = json_dumps(data, JSON_COMPACT);
-    json_decref(data);
-    if (!text) return LF_ENOMEM;
-    snprintf(stream, sizeof stream, "unit-%s", name);
-    snprintf(meta, sizeof meta, "{\"source\":\"hub\",\"node\":\"%s\"}",
-             f->h->cfg.node_id ? f->h->cfg.node_id : "hub-1");
-    lf_event_in ev = {.type = type, .data = text, .meta = meta};
+    hub_event e;
+    int rc = hub_event_make(f, name, type, data, &e);
+    if (rc) return rc;
     lf_append_result res = {0};
-    rc = lf_hub_append(f->h, stream, LF_EXPECT_ANY, &ev, 1, &res);
+    rc = lf_hub_append(f->h, e.stream, LF_EXPECT_ANY, &e.ev, 1, &res);
     if (rc)
-        LF_ERROR("fleet", "append %s to %s: %s (%s)", type, stream, lf_strerror(rc), lf_err_get());
+        LF_ERROR("fleet", "append %s to %s: %s (%s)", type, e.stream, lf_strerror(rc),
+                 lf_err_get());
     else if (pos)
         *pos = res.last_position;
-    free(text);
+    free(e.text);
     return rc;
 }
 
 typedef struct {
     struct lf_fleet *f;
-    char stream[80], meta[160], type[40];
-    char *text;
-    lf_event_in ev;
+    hub_event e;
 } async_emit;
 
-static void emit_done(void *ctx, int rc, const lf_append_result *res, const char *err)
+/* An async emit is over (stored, failed or refused): lf_fleet_stop may go on. */
+static void emit_over(async_emit *a)
 {
-    async_emit *a = ctx;
     struct lf_fleet *f = a->f;
-    if (rc)
-        LF_ERROR("fleet", "append %s to %s: %s (%s)", a->type, a->stream, lf_strerror(rc),
-                 err ? err : "");
-    else
-        lf_hub_appended(f->h, 1, res);
-    free(a->text);
+    free(a->e.text);
     free(a);
     pthread_mutex_lock(&f->emits_mu);
     if (--f->emits == 0) pthread_cond_broadcast(&f->emits_cv);
     pthread_mutex_unlock(&f->emits_mu);
 }
 
+static void emit_done(void *ctx, int rc, const lf_append_result *res, const char *err)
+{
+    async_emit *a = ctx;
+    if (rc)
+        LF_ERROR("fleet", "append %s to %s: %s (%s)", a->e.type, a->e.stream, lf_strerror(rc),
+                 err ? err : "");
+    else
+        lf_hub_appended(a->f->h, 1, res);
+    emit_over(a);
+}
+
 void lf_fleet_emit_async(struct lf_fleet *f, const char *name, const char *type, json_t *data)
 {
     async_emit *a = lf_xcalloc(1, sizeof *a);
     a->f = f;
-    a->text = json_dumps(data, JSON_COMPACT);
-    json_decref(data);
-    if (!a->text) {
-        LF_ERROR("fleet", "append %s for unit %s: out of memory", type, name);
+    if (hub_event_make(f, name, type, data, &a->e)) {
         free(a);
         return;
     }
-    snprintf(a->stream, sizeof a->stream, "unit-%s", name);
-    snprintf(a->meta, sizeof a->meta, "{\"source\":\"hub\",\"node\":\"%s\"}",
-             f->h->cfg.node_id ? f->h->cfg.node_id : "hub-1");
-    snprintf(a->type, sizeof a->type, "%s", type);
-    a->ev = (lf_event_in){.type = a->type, .data = a->text, .meta = a->meta};
     pthread_mutex_lock(&f->emits_mu);
     f->emits++;
     pthread_mutex_unlock(&f->emits_mu);
-    int rc = lf_store_append_async(f->h->store, a->stream, LF_EXPECT_ANY, &a->ev, 1, emit_done, a);
+    int rc =
+        lf_store_append_async(f->h->store, a->e.stream, LF_EXPECT_ANY, &a->e.ev, 1, emit_done, a);
     if (rc) { /* refused at once: no callback will come */
-        LF_ERROR("fleet", "append %s to %s: %s (%s)", type, a->stream, lf_strerror(rc),
+        LF_ERROR("fleet", "append %s to %s: %s (%s)", type, a->e.stream, lf_strerror(rc),
                  lf_err_get());
-        free(a->text);
-        free(a);
-        pthread_mutex_lock(&f->emits_mu);
-        if (--f->emits == 0) pthread_cond_broadcast(&f->emits_cv);
-        pthread_mutex_unlock(&f->emits_mu);
+        emit_over(a);
     }
 }
 

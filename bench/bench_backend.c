@@ -541,14 +541,7 @@ int lf_bench_backend(int argc, char **argv)
         fprintf(stderr, "lockerfleet bench backend: --raw event or narrow\n");
         return 2;
     }
-    const char *pf = getenv("LF_TEST_SERVER_PIDFILE");
-    if (server_pid <= 0 && pf) {
-        FILE *f = fopen(pf, "r");
-        long long v = 0;
-        if (f && fscanf(f, "%lld", &v) == 1) server_pid = v;
-        if (f) fclose(f);
-    }
-    g_server_pid = (pid_t)server_pid;
+    g_server_pid = lf_bench_server_pid(server_pid);
     g_url = url;
     g_tag = (unsigned)(lf_now_ms() & 0xffffffff) ^ (unsigned)getpid();
     lf_bench_event_data(g_pool, POOL_N);

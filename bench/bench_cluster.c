@@ -575,13 +575,7 @@ int lf_bench_cluster(int argc, char **argv)
                         "--ping-interval > 0, --route owner|spread\n");
         return 2;
     }
-    const char *pf = getenv("LF_TEST_SERVER_PIDFILE");
-    if (server_pid <= 0 && pf) {
-        FILE *f = fopen(pf, "r");
-        long long v = 0;
-        if (f && fscanf(f, "%lld", &v) == 1) server_pid = v;
-        if (f) fclose(f);
-    }
+    server_pid = lf_bench_server_pid(server_pid);
     lf_init();
     lf_http_client_global_init();
     g_pings =

@@ -216,3 +216,15 @@ int lf_bench_register_unit(const char *url, const char *admin, const char *who, 
     free(body);
     return ret;
 }
+
+pid_t lf_bench_server_pid(int64_t given)
+{
+    const char *pf = getenv("LF_TEST_SERVER_PIDFILE");
+    if (given <= 0 && pf) {
+        FILE *f = fopen(pf, "r");
+        long long v = 0;
+        if (f && fscanf(f, "%lld", &v) == 1) given = v;
+        if (f) fclose(f);
+    }
+    return given > 0 ? (pid_t)given : 0;
+}

@@ -29,6 +29,10 @@ double lf_bench_proc_cpu_s(pid_t pid);
 double lf_bench_tree_cpu_s(pid_t pid);
 /* The same for this process. */
 double lf_bench_self_cpu_s(void);
+/* The store server's pid for those figures: `given` (a --server-pid) when
+ * > 0, else the first line of $LF_TEST_SERVER_PIDFILE (set by
+ * scripts/with-server.sh), else 0. */
+pid_t lf_bench_server_pid(int64_t given);
 
 /* Waits until every projection of the hub at url has reached the log head
  * as it is when called (GET /healthz, then GET /v1/projections every

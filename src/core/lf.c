@@ -135,6 +135,23 @@ void lf_log_ctx_clear(void)
     for (int i = 0; i < 3; i++)
         log_ctx[i][0] = '\0';
 }
+
+void lf_log_ctx_save(lf_log_snap *out)
+{
+    memcpy(out->v, log_ctx, sizeof out->v);
+}
+
+void lf_log_ctx_restore(const lf_log_snap *in)
+{
+    memcpy(log_ctx, in->v, sizeof log_ctx);
+}
+
+void lf_log_snap_set(lf_log_snap *s, const char *key, const char *value)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(key, ctx_keys[i]) == 0)
+            snprintf(s->v[i], sizeof s->v[i], "%s", value ? value : "");
+}
 static int log_json = 0;
 
 void lf_log_set_level(enum lf_log_level lvl)

@@ -66,6 +66,14 @@ void lf_log(enum lf_log_level lvl, const char *component, const char *fmt, ...)
  * a booking code here. */
 void lf_log_ctx_set(const char *key, const char *value);
 void lf_log_ctx_clear(void);
+/* A copy of a log context, so that a request's log line written on another
+ * thread (pool mode) carries the fields its handler set. */
+typedef struct {
+    char v[3][80];
+} lf_log_snap;
+void lf_log_ctx_save(lf_log_snap *out);         /* the calling thread's */
+void lf_log_ctx_restore(const lf_log_snap *in); /* into the calling thread's */
+void lf_log_snap_set(lf_log_snap *s, const char *key, const char *value);
 #define LF_DEBUG(c, ...) lf_log(LF_LOG_DEBUG, c, __VA_ARGS__)
 #define LF_INFO(c, ...) lf_log(LF_LOG_INFO, c, __VA_ARGS__)
 #define LF_WARN(c, ...) lf_log(LF_LOG_WARN, c, __VA_ARGS__)

@@ -60,6 +60,7 @@ struct lf_http_server {
     deferred *defers;              /* under mu */
     size_t ndefers, capdefers;
     atomic_int offloads; /* offloaded requests queued or running */
+    atomic_int laters;   /* requests answered later (lf_http_later), not resumed yet */
     /* offload workers: started as needed, kept, stopped by lf_http_stop */
     pthread_mutex_t wmu;
     pthread_cond_t wcv;
@@ -73,7 +74,9 @@ typedef struct {
     int too_big;
     int64_t start_us;
     char rid[17];
-    lf_http_resp *done; /* offloaded: the answer, set before the resume */
+    lf_http_resp *done;  /* offloaded or answered later: the answer, set before the resume */
+    lf_http_resp *stale; /* lf_http_later_rerun: the dropped response, freed on resume */
+    int later;           /* the handler called lf_http_later (polling thread only) */
 } reqctx;
 
 #define STREAM_POLL_MS 100
@@ -400,6 +403,7 @@ static enum MHD_Result finish(lf_http_server *s, struct MHD_Connection *c, const
                               const char *url, reqctx *rc, lf_http_resp *resp)
 {
     resp->in_worker_ = 0; /* its stream_fn (if any) runs on a polling thread */
+    if (resp->log_saved_) lf_log_ctx_restore(&resp->log_); /* answered on another thread */
     log_line(s, method, url, resp->status, rc->start_us, rc->rid);
     enum MHD_Result ok = send_resp(c, resp);
     if (!resp->stream_fn)
@@ -426,6 +430,8 @@ static void offload_run(offload_job *j)
     lf_http_resp *resp = resp_new(s, j->c);
     resp->in_worker_ = 1;
     run_handler(s, j->c, j->url, j->method, j->rc, resp);
+    lf_log_ctx_save(&resp->log_);
+    resp->log_saved_ = 1;
     resp->offload_ = 0;
     resp->defer_ms_ = 0;
     j->rc->done = resp;
@@ -518,8 +524,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rc->done = NULL;
         return finish(s, c, method, url, rc, resp);
     }
+    if (rc->stale) { /* lf_http_later_rerun: the handler runs again */
+        stream_free_cb(rc->stale);
+        rc->stale = NULL;
+    }
     lf_http_resp *resp = resp_new(s, c);
+    resp->rc_ = rc;
     run_handler(s, c, url, method, rc, resp);
+    if (rc->later) { /* suspended; resp belongs to whoever completes it */
+        rc->later = 0;
+        return MHD_YES;
+    }
     if (resp->offload_) {
         if (!atomic_load(&s->stopping)) {
             stream_free_cb(resp);
@@ -547,7 +562,49 @@ bool lf_http_offload(lf_http_resp *resp)
 
 bool lf_http_pending(const lf_http_resp *resp)
 {
-    return resp->offload_ || resp->defer_ms_ > 0;
+    return resp->offload_ || resp->defer_ms_ > 0 || resp->later_;
+}
+
+bool lf_http_later(lf_http_resp *resp)
+{
+    lf_http_server *s = resp->server_;
+    if (!s || !s->pool || resp->in_worker_ || !resp->rc_ || atomic_load(&s->stopping)) return false;
+    reqctx *rc = resp->rc_;
+    resp->later_ = 1;
+    rc->later = 1;
+    lf_log_ctx_save(&resp->log_);
+    resp->log_saved_ = 1;
+    atomic_fetch_add(&s->laters, 1);
+    /* Suspended here, in the access handler (the only safe place), before
+     * the other thread can resume it; MHD acts on a resume only on this
+     * connection's polling thread, so after the handler has returned. */
+    MHD_suspend_connection(resp->conn_);
+    return true;
+}
+
+void lf_http_later_log(lf_http_resp *resp, const char *key, const char *value)
+{
+    lf_log_snap_set(&resp->log_, key, value);
+}
+
+void lf_http_later_done(lf_http_resp *resp)
+{
+    lf_http_server *s = resp->server_;
+    reqctx *rc = resp->rc_;
+    rc->done = resp; /* sent by on_request after the resume */
+    MHD_resume_connection(resp->conn_);
+    atomic_fetch_sub(&s->laters, 1);
+}
+
+void lf_http_later_rerun(lf_http_resp *resp)
+{
+    lf_http_server *s = resp->server_;
+    reqctx *rc = resp->rc_;
+    /* freed by on_request on the polling thread: the handler that called
+     * lf_http_later may still be returning through code that reads it */
+    rc->stale = resp;
+    MHD_resume_connection(resp->conn_);
+    atomic_fetch_sub(&s->laters, 1);
 }
 
 bool lf_http_pooled(const lf_http_resp *resp)
@@ -602,6 +659,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!rc) return;
     atomic_fetch_sub(&s->active, 1);
     if (rc->done) stream_free_cb(rc->done); /* answered, never sent */
+    if (rc->stale) stream_free_cb(rc->stale);
     lf_buf_free(&rc->body);
     free(rc);
     *con_cls = NULL;
@@ -754,7 +812,7 @@ void lf_http_stop(lf_http_server *s)
         lf_sleep_ms(50);
     /* an offload thread resumes its connection: the daemon must outlive it
      * (its handler's own waits are bounded) */
-    while (atomic_load(&s->offloads) > 0)
+    while (atomic_load(&s->offloads) > 0 || atomic_load(&s->laters) > 0)
         lf_sleep_ms(10);
     if (s->pool) {
         pthread_mutex_lock(&s->wmu);

@@ -64,7 +64,11 @@ typedef struct {
     int64_t defer_ms_;              /* internal: set by lf_http_defer */
     int offload_;                   /* internal: set by lf_http_offload */
     int in_worker_;                 /* internal: running on an offload thread */
+    int later_;                     /* internal: set by lf_http_later */
     void *conn_;                    /* internal: the MHD connection */
+    void *rc_;                      /* internal: the request's context */
+    lf_log_snap log_;               /* internal: the handler's log context, when log_saved_ */
+    int log_saved_;
 } lf_http_resp;
 
 typedef void (*lf_http_handler)(lf_http_req *req, lf_http_resp *resp, void *app);
@@ -110,6 +114,23 @@ bool lf_http_defer(lf_http_resp *resp, int64_t ms);
  * returns false (as it does on a thread-per-connection server), so it may
  * block. The answer is sent when it returns. */
 bool lf_http_offload(lf_http_resp *resp);
+
+/* Answering later, on pool_threads servers: a handler that starts work
+ * that another thread completes (an asynchronous append) calls
+ * lf_http_later(resp) before starting it, and from then on leaves resp to
+ * that thread. The connection stays suspended until that thread either
+ * fills resp and calls lf_http_later_done(resp) (the answer is sent), or
+ * calls lf_http_later_rerun(resp) (resp is dropped and the handler runs
+ * again on the same request, as after lf_http_defer). Either may be called
+ * before the handler has returned. Returns false — the handler must then
+ * answer itself — on a thread-per-connection server, on an offload thread,
+ * or once the server is stopping. */
+bool lf_http_later(lf_http_resp *resp);
+/* Adds a field ("position", "unit") to the request log line of a response
+ * answered later, from the completing thread, before lf_http_later_done. */
+void lf_http_later_log(lf_http_resp *resp, const char *key, const char *value);
+void lf_http_later_done(lf_http_resp *resp);
+void lf_http_later_rerun(lf_http_resp *resp);
 
 /* True on a pool_threads server outside an offload thread: the handler
  * (or its stream_fn) must not block. A stream_fn that has nothing to send

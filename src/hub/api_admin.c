@@ -584,11 +584,11 @@ out:
 }
 
 static const lf_route routes[] = {
-    {"POST", "/v1/users", LF_ROLE_ADMIN, users_create, "users_create"},
-    {"POST", "/v1/units", LF_ROLE_ADMIN, units_create, "units_create"},
-    {"GET", "/v1/units", LF_ROLE_ADMIN, units_list, "units_list"},
-    {"GET", "/v1/units/:name", LF_ROLE_ADMIN, units_get, "units_get"},
-    {"GET", "/v1/alerts", LF_ROLE_ADMIN, alerts_list, "alerts_list"},
+    {"POST", "/v1/users", LF_ROLE_ADMIN, users_create, "users_create", 0},
+    {"POST", "/v1/units", LF_ROLE_ADMIN, units_create, "units_create", 0},
+    {"GET", "/v1/units", LF_ROLE_ADMIN, units_list, "units_list", 0},
+    {"GET", "/v1/units/:name", LF_ROLE_ADMIN, units_get, "units_get", 0},
+    {"GET", "/v1/alerts", LF_ROLE_ADMIN, alerts_list, "alerts_list", 0},
     {0},
 };
 

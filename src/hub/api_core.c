@@ -340,16 +340,16 @@ static void projection_rebuild(lf_ctx *c)
 }
 
 static const lf_route routes[] = {
-    {"GET", "/healthz", LF_ROLE_PUBLIC, healthz, "healthz"},
-    {"GET", "/metrics", LF_ROLE_PUBLIC, metrics, "metrics"},
-    {"GET", "/v1/events", LF_ROLE_ADMIN, events_list, "events_list"},
-    {"GET", "/v1/events/live", LF_ROLE_ADMIN, events_live, "events_live"},
-    {"GET", "/v1/projections", LF_ROLE_ADMIN, projections_list, "projections_list"},
+    {"GET", "/healthz", LF_ROLE_PUBLIC, healthz, "healthz", 0},
+    {"GET", "/metrics", LF_ROLE_PUBLIC, metrics, "metrics", 0},
+    {"GET", "/v1/events", LF_ROLE_ADMIN, events_list, "events_list", 0},
+    {"GET", "/v1/events/live", LF_ROLE_ADMIN, events_live, "events_live", 0},
+    {"GET", "/v1/projections", LF_ROLE_ADMIN, projections_list, "projections_list", 0},
     {"POST", "/v1/projections/:name/rebuild", LF_ROLE_ADMIN, projection_rebuild,
-     "projection_rebuild"},
-    {"GET", "/", LF_ROLE_PUBLIC, index_page, "web"},
-    {"GET", "/assets/:file", LF_ROLE_PUBLIC, asset, "web"},
-    {"GET", "/:file", LF_ROLE_PUBLIC, asset, "web"},
+     "projection_rebuild", 0},
+    {"GET", "/", LF_ROLE_PUBLIC, index_page, "web", 0},
+    {"GET", "/assets/:file", LF_ROLE_PUBLIC, asset, "web", 0},
+    {"GET", "/:file", LF_ROLE_PUBLIC, asset, "web", 0},
     {0},
 };
 

@@ -26,6 +26,7 @@
 #include "domain/booking.h"
 #include "domain/code.h"
 #include "hub/hub.h"
+#include "hub/router.h"
 #include "projection/projection.h"
 
 #include <errno.h>
@@ -40,12 +41,22 @@
 #define PRICE_PER_HOUR_CENTS 200
 #define LIST_MAX 1000
 
+/* A request waiting for its unit's asynchronous append to finish. */
+struct waiter {
+    lf_http_resp *resp;
+    struct waiter *next;
+};
+
 /* One unit's booking state. Entries live until the service stops. */
 struct unit_entry {
     char name[65];
     pthread_mutex_t mu;
-    lf_booking_state st; /* guarded by mu */
-    int loaded;          /* guarded by mu */
+    pthread_cond_t idle;    /* busy went back to 0 */
+    lf_booking_state st;    /* guarded by mu */
+    int loaded;             /* guarded by mu */
+    int busy;               /* guarded by mu: an asynchronous append in flight */
+    struct waiter *waiters; /* guarded by mu: requests to run again when !busy */
+    struct waiter **wtail;
     _Atomic int64_t next_expiry_ms;
     struct unit_entry *next; /* hash chain, guarded by svc->mu */
     struct unit_entry *all;  /* list of every entry */
@@ -152,6 +163,8 @@ static struct unit_entry *entry_get(struct lf_booking_svc *s, const char *unit)
     e = lf_xcalloc(1, sizeof *e);
     snprintf(e->name, sizeof e->name, "%s", unit);
     pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->idle, NULL);
+    e->wtail = &e->waiters;
     lf_booking_state_init(&e->st);
     e->next_expiry_ms = INT64_MAX;
     e->next = s->ubuckets[b];
@@ -328,6 +341,225 @@ static void code_of(lf_hub *h, const char *unit, const lf_reservation *r, char *
     lf_hub_booking_key(h, unit, key);
     if (lf_code_make(key, r->id, r->locker, r->from_ms, r->to_ms, code, n) != 0) code[0] = '\0';
     memset(key, 0, sizeof key);
+}
+
+/* ---- answering when durable, without holding a thread (pool mode) ----
+ *
+ * With --http-threads, reserve/confirm/cancel run on the polling threads:
+ * the handler decides on the unit's state, queues the events with
+ * lf_store_append_async and returns; the connection is suspended
+ * (lf_http_later) and the store's callback, once the events are durable,
+ * folds them into the state and sends the answer. Meanwhile the entry is
+ * busy: the next decision on that unit — whoever makes it — waits until
+ * the callback has run, so every decision is still made on the durable
+ * state with expected version = its version, exactly as the synchronous
+ * path (which holds e->mu across its append) does. A request that finds
+ * its unit busy is queued on the entry and runs again when it is free. */
+
+enum { ANSWER_RESERVE, ANSWER_CONFIRM, ANSWER_CANCEL };
+#define LATER 1 /* decide_later: the answer comes from the callback */
+#define LATER_BOUND_US (5 * 1000000)
+
+/* Takes e for a decision: returns 1 with e->mu held and no asynchronous
+ * append of e in flight (waiting for it on a thread that may wait); or 0
+ * when the request was queued to run again once e is free (pool mode: the
+ * connection is suspended; e->mu is not held and c->resp is no longer the
+ * caller's). c may be NULL (a worker thread). */
+static int entry_acquire(lf_ctx *c, struct unit_entry *e)
+{
+    pthread_mutex_lock(&e->mu);
+    while (e->busy) {
+        if (c && lf_http_pooled(c->resp) && lf_http_later(c->resp)) {
+            struct waiter *w = lf_xmalloc(sizeof *w);
+            w->resp = c->resp;
+            w->next = NULL;
+            *e->wtail = w;
+            e->wtail = &w->next;
+            pthread_mutex_unlock(&e->mu);
+            return 0;
+        }
+        pthread_cond_wait(&e->idle, &e->mu);
+    }
+    return 1;
+}
+
+static void answer_confirmed(lf_hub *h, lf_http_resp *resp, struct unit_entry *e,
+                             const lf_reservation *r, int64_t position)
+{
+    char code[LF_CODE_MAX];
+    code_of(h, e->name, r, code, sizeof code);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(r->id));
+    json_object_set_new(o, "status", json_string("confirmed"));
+    json_object_set_new(o, "code", json_string(code));
+    json_object_set_new(o, "locker", json_string(r->locker));
+    json_object_set_new(o, "amount_cents", json_integer(r->amount_cents));
+    json_object_set_new(o, "position", json_integer(position));
+    lf_http_json(resp, 200, o);
+}
+
+static void answer_cancelled(lf_http_resp *resp, const char *id, int64_t position)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "status", json_string("cancelled"));
+    json_object_set_new(o, "position", json_integer(position));
+    lf_http_json(resp, 200, o);
+}
+
+static void booking_error(lf_ctx *c, int rc, const char *what);
+static json_t *held_json(const lf_reservation *r, int64_t position);
+
+typedef struct {
+    struct lf_booking_svc *s;
+    struct unit_entry *e;
+    lf_http_resp *resp;
+    const char *route;
+    int64_t start_us;
+    int kind; /* ANSWER_* */
+    char id[LF_UUID_LEN];
+    char stream[LF_STREAM_MAX], meta[160];
+    lf_booking_events out;
+    lf_event_in evs[LF_BOOKING_EVENTS_MAX];
+} later_job;
+
+static const char *kind_name(int kind)
+{
+    return kind == ANSWER_RESERVE ? "reserve" : kind == ANSWER_CONFIRM ? "confirm" : "cancel";
+}
+
+/* Fills the answer of a job whose events are durable and folded (e->mu). */
+static void later_answer(later_job *j, int64_t position)
+{
+    const lf_reservation *r = lf_booking_find(&j->e->st, j->id);
+    if (!r) {
+        lf_http_error(j->resp, 500, "internal", "reservation vanished after append");
+        return;
+    }
+    switch (j->kind) {
+    case ANSWER_RESERVE:
+        lf_metric_inc("lockerfleet_reservations_total", "action=\"hold\"", 1);
+        lf_http_json(j->resp, 201, held_json(r, position));
+        break;
+    case ANSWER_CONFIRM:
+        lf_metric_inc("lockerfleet_reservations_total", "action=\"confirm\"", 1);
+        answer_confirmed(j->s->h, j->resp, j->e, r, position);
+        break;
+    default:
+        lf_metric_inc("lockerfleet_reservations_total", "action=\"cancel\"", 1);
+        answer_cancelled(j->resp, j->id, position);
+        break;
+    }
+}
+
+/* The store's callback for a decide_later append (the store's committer
+ * thread, or the handler's own thread on backends that append at once). */
+static void later_done(void *ctx, int rc, const lf_append_result *res, const char *err)
+{
+    later_job *j = ctx;
+    struct unit_entry *e = j->e;
+    lf_ctx c = {.hub = j->s->h, .resp = j->resp};
+    int rerun = 0;
+    int64_t pos = 0;
+
+    pthread_mutex_lock(&e->mu);
+    if (rc == 0 && !res->duplicate) {
+        size_t before = e->st.n;
+        lf_booking_apply_events(&e->st, &j->out);
+        if (e->st.version != res->last_version) {
+            entry_refresh(j->s, e); /* our fold and the store disagree: trust the store */
+        } else {
+            index_state(j->s, e, before);
+            update_next_expiry(e);
+        }
+        lf_hub_appended(j->s->h, j->out.n, res);
+        later_answer(j, res->last_position);
+        pos = res->last_position;
+    } else if (rc == LF_ECONFLICT || rc == 0) {
+        /* another writer (node) got there first, or these events were
+         * already stored: reload, and the handler decides again */
+        int rr = entry_refresh(j->s, e);
+        if (rr != 0) {
+            booking_error(&c, rr, kind_name(j->kind));
+        } else if (lf_mono_us() - j->start_us > LATER_BOUND_US) {
+            lf_err_set("%s: too much contention", j->stream);
+            booking_error(&c, LF_EBUSY, kind_name(j->kind));
+        } else {
+            rerun = 1;
+        }
+    } else {
+        lf_err_set("%s", err ? err : "");
+        booking_error(&c, rc, kind_name(j->kind));
+    }
+    e->busy = 0;
+    struct waiter *w = e->waiters;
+    e->waiters = NULL;
+    e->wtail = &e->waiters;
+    pthread_cond_broadcast(&e->idle);
+    pthread_mutex_unlock(&e->mu);
+    if (rerun) {
+        lf_http_later_rerun(j->resp);
+    } else {
+        lf_router_observe(j->route, j->resp->status, j->start_us);
+        if (pos > 0) {
+            char b[24];
+            snprintf(b, sizeof b, "%lld", (long long)pos);
+            lf_http_later_log(j->resp, "position", b);
+        }
+        lf_http_later_done(j->resp);
+    }
+    while (w) {
+        struct waiter *nx = w->next;
+        lf_http_later_rerun(w->resp);
+        free(w);
+        w = nx;
+    }
+    lf_booking_events_free(&j->out);
+    free(j);
+}
+
+/* decide_append for a handler on a polling thread: decides on e's state
+ * (c's caller acquired e) and queues the events; the answer (kind, about
+ * reservation id) is sent by later_done once they are durable. Returns
+ * LATER (e->mu let go; c->resp no longer the caller's), or what
+ * decide_append returns — nothing to append (dr->nevents 0) or an error —
+ * with e->mu still held. */
+static int decide_later(lf_ctx *c, struct unit_entry *e, decide_fn fn, void *arg, int kind,
+                        const char *id, decide_result *dr)
+{
+    struct lf_booking_svc *s = c->hub->booking;
+    int rc;
+    memset(dr, 0, sizeof *dr);
+    if ((rc = entry_ensure(s, e)) != 0) return rc;
+    later_job *j = lf_xcalloc(1, sizeof *j);
+    int64_t now = lf_now_ms();
+    rc = fn(&e->st, arg, now, &j->out);
+    if (rc != 0 || j->out.n == 0 || !lf_http_later(c->resp)) {
+        int decided = rc == 0 && j->out.n > 0;
+        lf_booking_events_free(&j->out);
+        free(j);
+        /* the server is stopping: append and wait here */
+        return decided ? decide_append(s, e, fn, arg, c->req->request_id, dr) : rc;
+    }
+    j->s = s;
+    j->e = e;
+    j->resp = c->resp;
+    j->route = c->resp->route ? c->resp->route : "reservations";
+    j->start_us = c->req->start_us;
+    j->kind = kind;
+    snprintf(j->id, sizeof j->id, "%s", id);
+    stream_of(e->name, j->stream, sizeof j->stream);
+    snprintf(j->meta, sizeof j->meta, "{\"source\":\"hub\",\"node\":\"%s\",\"request_id\":\"%s\"}",
+             s->h->cfg.node_id ? s->h->cfg.node_id : "hub-1", c->req->request_id);
+    for (size_t i = 0; i < j->out.n; i++)
+        j->evs[i] = (lf_event_in){j->out.ev[i].id[0] ? j->out.ev[i].id : NULL, j->out.ev[i].type,
+                                  j->out.ev[i].data, j->meta, now};
+    int64_t expected = e->st.version ? e->st.version : LF_EXPECT_NO_STREAM;
+    e->busy = 1;
+    pthread_mutex_unlock(&e->mu);
+    rc = lf_store_append_async(s->h->store, j->stream, expected, j->evs, j->out.n, later_done, j);
+    if (rc != 0) later_done(j, rc, NULL, lf_err_get());
+    return LATER;
 }
 
 /* ---- handlers ------------------------------------------------------- */
@@ -524,7 +756,7 @@ static void h_reserve(lf_ctx *c)
         goto out;
     }
     e = entry_get(s, unit);
-    pthread_mutex_lock(&e->mu);
+    if (!entry_acquire(c, e)) goto out; /* runs again once the unit is free */
     locked = 1;
     if ((rc = entry_ensure(s, e)) != 0) {
         lf_hub_error_rc(c, rc, "reserve");
@@ -551,7 +783,15 @@ static void h_reserve(lf_ctx *c)
     a.cmd = (lf_booking_reserve_cmd){
         rid, c->who.id, unit, sz, f, t, c->hub->cfg.hold_ms, idem, unit_online(c->hub, unit)};
     a.lk = &ul->lk;
-    rc = decide_append(s, e, decide_reserve, &a, c->req->request_id, &dr);
+    if (lf_http_pooled(c->resp)) {
+        rc = decide_later(c, e, decide_reserve, &a, ANSWER_RESERVE, rid, &dr);
+        if (rc == LATER) {
+            locked = 0;
+            goto out;
+        }
+    } else {
+        rc = decide_append(s, e, decide_reserve, &a, c->req->request_id, &dr);
+    }
     if (rc != 0) {
         booking_error(c, rc, "reserve");
         goto out;
@@ -593,7 +833,9 @@ static int decide_cancel(const lf_booking_state *st, void *arg, int64_t now, lf_
     return lf_booking_cancel(st, a->id, a->by, now, out);
 }
 
-/* Finds the caller's reservation: the unit entry (locked) or an answer. */
+/* Finds the caller's reservation: its unit's entry, acquired
+ * (entry_acquire); or NULL: answered (404), or queued to run again once
+ * the entry is free. */
 static struct unit_entry *owned_entry(lf_ctx *c, const char *id)
 {
     struct lf_booking_svc *s = svc_of(c);
@@ -604,8 +846,7 @@ static struct unit_entry *owned_entry(lf_ctx *c, const char *id)
         return NULL;
     }
     struct unit_entry *e = entry_get(s, ref.unit);
-    pthread_mutex_lock(&e->mu);
-    return e;
+    return entry_acquire(c, e) ? e : NULL;
 }
 
 static void h_confirm(lf_ctx *c)
@@ -613,12 +854,16 @@ static void h_confirm(lf_ctx *c)
     struct lf_booking_svc *s = svc_of(c);
     const char *id = c->params[0];
     struct id_arg a = {id, c->who.id, 0};
-    char code[LF_CODE_MAX];
     decide_result dr;
     int rc;
     struct unit_entry *e = owned_entry(c, id);
     if (!e) return;
-    rc = decide_append(s, e, decide_confirm, &a, c->req->request_id, &dr);
+    if (lf_http_pooled(c->resp)) {
+        rc = decide_later(c, e, decide_confirm, &a, ANSWER_CONFIRM, id, &dr);
+        if (rc == LATER) return;
+    } else {
+        rc = decide_append(s, e, decide_confirm, &a, c->req->request_id, &dr);
+    }
     if (rc != 0) {
         booking_error(c, rc, "confirm");
         goto out;
@@ -628,15 +873,7 @@ static void h_confirm(lf_ctx *c)
         lf_metric_inc("lockerfleet_reservations_total", "action=\"confirm\"", 1);
     else
         lf_store_head(c->hub->store, &dr.position); /* an idempotent retry */
-    code_of(c->hub, e->name, r, code, sizeof code);
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(r->id));
-    json_object_set_new(o, "status", json_string("confirmed"));
-    json_object_set_new(o, "code", json_string(code));
-    json_object_set_new(o, "locker", json_string(r->locker));
-    json_object_set_new(o, "amount_cents", json_integer(r->amount_cents));
-    json_object_set_new(o, "position", json_integer(dr.position));
-    lf_http_json(c->resp, 200, o);
+    answer_confirmed(c->hub, c->resp, e, r, dr.position);
 out:
     pthread_mutex_unlock(&e->mu);
 }
@@ -650,17 +887,18 @@ static void h_cancel(lf_ctx *c)
     int rc;
     struct unit_entry *e = owned_entry(c, id);
     if (!e) return;
-    rc = decide_append(s, e, decide_cancel, &a, c->req->request_id, &dr);
+    if (lf_http_pooled(c->resp)) {
+        rc = decide_later(c, e, decide_cancel, &a, ANSWER_CANCEL, id, &dr);
+        if (rc == LATER) return;
+    } else {
+        rc = decide_append(s, e, decide_cancel, &a, c->req->request_id, &dr);
+    }
     if (rc != 0) {
         booking_error(c, rc, "cancel");
         goto out;
     }
     lf_metric_inc("lockerfleet_reservations_total", "action=\"cancel\"", 1);
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "status", json_string("cancelled"));
-    json_object_set_new(o, "position", json_integer(dr.position));
-    lf_http_json(c->resp, 200, o);
+    answer_cancelled(c->resp, id, dr.position);
 out:
     pthread_mutex_unlock(&e->mu);
 }
@@ -792,12 +1030,16 @@ out:
 const lf_route *lf_api_reservation_routes(void)
 {
     static const lf_route routes[] = {
-        {"GET", "/v1/availability", LF_ROLE_USER | LF_ROLE_ADMIN, h_availability, "availability"},
-        {"POST", "/v1/reservations", LF_ROLE_USER, h_reserve, "reservations_create"},
-        {"GET", "/v1/reservations", LF_ROLE_USER | LF_ROLE_ADMIN, h_list, "reservations_list"},
-        {"GET", "/v1/reservations/:id", LF_ROLE_USER | LF_ROLE_ADMIN, h_get, "reservations_get"},
-        {"POST", "/v1/reservations/:id/confirm", LF_ROLE_USER, h_confirm, "reservations_confirm"},
-        {"POST", "/v1/reservations/:id/cancel", LF_ROLE_USER, h_cancel, "reservations_cancel"},
+        {"GET", "/v1/availability", LF_ROLE_USER | LF_ROLE_ADMIN, h_availability, "availability",
+         0},
+        {"POST", "/v1/reservations", LF_ROLE_USER, h_reserve, "reservations_create",
+         LF_ROUTE_NONBLOCKING},
+        {"GET", "/v1/reservations", LF_ROLE_USER | LF_ROLE_ADMIN, h_list, "reservations_list", 0},
+        {"GET", "/v1/reservations/:id", LF_ROLE_USER | LF_ROLE_ADMIN, h_get, "reservations_get", 0},
+        {"POST", "/v1/reservations/:id/confirm", LF_ROLE_USER, h_confirm, "reservations_confirm",
+         LF_ROUTE_NONBLOCKING},
+        {"POST", "/v1/reservations/:id/cancel", LF_ROLE_USER, h_cancel, "reservations_cancel",
+         LF_ROUTE_NONBLOCKING},
         {0},
     };
     return routes;
@@ -814,7 +1056,7 @@ static int decide_expire(const lf_booking_state *st, void *arg, int64_t now, lf_
 static void expire_unit(struct lf_booking_svc *s, struct unit_entry *e)
 {
     decide_result dr;
-    pthread_mutex_lock(&e->mu);
+    entry_acquire(NULL, e);
     for (int i = 0; i < 64; i++) {
         int rc = decide_append(s, e, decide_expire, NULL, "expiry", &dr);
         if (rc != 0) {
@@ -931,7 +1173,7 @@ static void handle_rental(struct lf_booking_svc *s, const lf_event *ev)
     if (lockers_of(s->h, unit, ul) != 0) goto out;
     a.lk = &ul->lk;
     e = entry_get(s, unit);
-    pthread_mutex_lock(&e->mu);
+    entry_acquire(NULL, e);
     for (int i = 0; i < 64; i++) { /* at most 2 reservations per decision */
         decide_result dr;
         int rc = decide_append(s, e, decide_rental, &a, ev->id, &dr);
@@ -995,7 +1237,7 @@ static void handle_rejection(struct lf_booking_svc *s, const lf_event *ev)
     if (lockers_of(s->h, unit, ul) != 0) goto out;
     a.lk = &ul->lk;
     e = entry_get(s, unit);
-    pthread_mutex_lock(&e->mu);
+    entry_acquire(NULL, e);
     int rc = decide_append(s, e, decide_rejection, &a, ev->id, &dr);
     if (rc != 0)
         LF_WARN("booking", "unit rejection of %s on %s: %s: %s", a.id, unit, lf_strerror(rc),
@@ -1110,6 +1352,7 @@ void lf_booking_stop(lf_hub *h)
     for (struct unit_entry *e = s->all, *n; e; e = n) {
         n = e->all;
         lf_booking_state_free(&e->st);
+        pthread_cond_destroy(&e->idle);
         pthread_mutex_destroy(&e->mu);
         free(e);
     }

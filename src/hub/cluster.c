@@ -470,7 +470,7 @@ static void route_cluster(lf_ctx *c)
 }
 
 static const lf_route cluster_routes[] = {
-    {"GET", "/v1/cluster", LF_ROLE_ADMIN, route_cluster, "cluster"},
+    {"GET", "/v1/cluster", LF_ROLE_ADMIN, route_cluster, "cluster", 0},
     {0},
 };
 

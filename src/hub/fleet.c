@@ -537,10 +537,13 @@ void lf_fleet_unit_added(lf_hub *h, const char *unit)
 }
 
 static const lf_route fleet_routes[] = {
-    {"PUT", "/v1/units/:name/config", LF_ROLE_ADMIN, lf_fleet_route_config_put, "unit_config_put"},
-    {"GET", "/v1/units/:name/config", LF_ROLE_ADMIN, lf_fleet_route_config_get, "unit_config_get"},
-    {"POST", "/v1/units/:name/heartbeat", LF_ROLE_UNIT, lf_fleet_route_heartbeat, "unit_heartbeat"},
-    {"POST", "/v1/units/:name/events", LF_ROLE_UNIT, lf_fleet_route_events, "unit_events"},
+    {"PUT", "/v1/units/:name/config", LF_ROLE_ADMIN, lf_fleet_route_config_put, "unit_config_put",
+     0},
+    {"GET", "/v1/units/:name/config", LF_ROLE_ADMIN, lf_fleet_route_config_get, "unit_config_get",
+     0},
+    {"POST", "/v1/units/:name/heartbeat", LF_ROLE_UNIT, lf_fleet_route_heartbeat, "unit_heartbeat",
+     0},
+    {"POST", "/v1/units/:name/events", LF_ROLE_UNIT, lf_fleet_route_events, "unit_events", 0},
     {0},
 };
 

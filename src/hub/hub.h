@@ -79,7 +79,12 @@ typedef struct {
     int roles;
     lf_route_fn fn;
     const char *name; /* metric label, e.g. "units_list" */
+    int flags;        /* LF_ROUTE_* */
 } lf_route;
+/* The handler never blocks a polling thread (--http-threads): it answers
+ * later (lf_http_later) instead of waiting, so the router runs it there
+ * rather than on an offload worker. */
+#define LF_ROUTE_NONBLOCKING 1
 
 /* ---- the hub ---------------------------------------------------------- */
 struct lf_projections; /* src/projection/projection.h */

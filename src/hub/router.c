@@ -114,12 +114,6 @@ void lf_hub_error_rc(lf_ctx *c, int rc, const char *what)
 void lf_router_dispatch(lf_http_req *req, lf_http_resp *resp, void *app)
 {
     lf_hub *h = app;
-    /* Pool mode (--http-threads): every write appends to the store and
-     * waits for its commit, so it runs on an offload worker; reads run on
-     * the polling threads and never block (?min_position defers). */
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0 &&
-        lf_http_offload(resp))
-        return;
     const lf_route *tables[MAX_TABLES];
     int nt = 0;
     tables[nt++] = lf_api_admin_routes();
@@ -152,6 +146,13 @@ void lf_router_dispatch(lf_http_req *req, lf_http_resp *resp, void *app)
             break;
         }
     }
+    /* Pool mode (--http-threads): a write appends to the store and waits
+     * for its commit, so it runs on an offload worker, unless its handler
+     * answers later instead of waiting (LF_ROUTE_NONBLOCKING); reads run
+     * on the polling threads and never block (?min_position defers). */
+    if (hit && strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0 &&
+        !(hit->flags & LF_ROUTE_NONBLOCKING) && lf_http_offload(resp))
+        return;
     const char *route = hit ? hit->name : allow[0] ? "method_not_allowed" : "not_found";
     if (!hit) {
         if (allow[0]) {
@@ -180,12 +181,16 @@ void lf_router_dispatch(lf_http_req *req, lf_http_resp *resp, void *app)
     resp->route = hit->name;
     hit->fn(&c);
 out:
-    if (route && !lf_http_pending(resp)) { /* counted when it is answered */
-        char labels[160];
-        snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, resp->status);
-        lf_metric_inc("lockerfleet_http_requests_total", labels, 1);
-        snprintf(labels, sizeof labels, "route=\"%s\"", route);
-        lf_metric_observe("lockerfleet_http_request_duration_seconds", labels,
-                          (double)(lf_mono_us() - req->start_us) / 1e6);
-    }
+    if (route && !lf_http_pending(resp)) /* counted when it is answered */
+        lf_router_observe(route, resp->status, req->start_us);
+}
+
+void lf_router_observe(const char *route, int status, int64_t start_us)
+{
+    char labels[160];
+    snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);
+    lf_metric_inc("lockerfleet_http_requests_total", labels, 1);
+    snprintf(labels, sizeof labels, "route=\"%s\"", route);
+    lf_metric_observe("lockerfleet_http_request_duration_seconds", labels,
+                      (double)(lf_mono_us() - start_us) / 1e6);
 }

@@ -42,10 +42,27 @@ def test_json_log_fields():
         assert put[0].get("unit") == "logs-u1", put[0]
         assert put[0].get("position") == pos, (put[0], pos)
         assert len(put[0].get("request_id", "")) == 16, put[0]
+        # the reservation's lines carry the positions their answers gave
+        # (in pool mode those are answered from the store's commit thread)
+        for what, ans in (("POST /v1/reservations ", res), ("/confirm ", conf)):
+            line = [r for r in recs if r["component"] == "http" and what in r["message"]]
+            assert line and line[0].get("position") == ans["position"], (what, line, ans)
         text = "\n".join(lines)
         for secret in (hub.admin_token, user["token"], unit["token"], conf["code"]):
             assert secret not in text, "a secret appears in the logs"
 
 
+def test_json_log_fields_pool_mode():
+    """The same with --http-threads 2, where writes are answered on other
+    threads than the one that writes the request's log line."""
+    if "--http-threads" in os.environ.get("LF_HUB_ARGS", ""):
+        return  # the first test already ran in pool mode
+    os.environ["LF_HUB_ARGS"] = "--http-threads 2"
+    try:
+        test_json_log_fields()
+    finally:
+        del os.environ["LF_HUB_ARGS"]
+
+
 if __name__ == "__main__":
-    lfhub.run_tests([test_json_log_fields])
+    lfhub.run_tests([test_json_log_fields, test_json_log_fields_pool_mode])

@@ -179,6 +179,11 @@ static int on_readable(worker *w, conn *c)
     }
 }
 
+static const char *c_unanswered(const conn *c)
+{
+    return c->confirming ? "confirm" : "reserve";
+}
+
 /* A load thread: its connections, each looping reserve → confirm, driven
  * by one epoll loop (a thread per connection costs the generator more CPU
  * in wake-ups than the work, on the same 2 cores as the hub). */
@@ -207,7 +212,7 @@ static void *load_main(void *arg)
         struct epoll_event evs[64];
         int n = epoll_wait(ep, evs, 64, 1000);
         if (n < 0 && errno != EINTR) break;
-        if (n == 0 && lf_mono_us() > w->deadline_us + 30000000) break; /* answers stopped */
+        if (n == 0 && lf_mono_us() > w->deadline_us + 10000000) break; /* answers stopped */
         for (int i = 0; i < n; i++) {
             conn *c = evs[i].data.ptr;
             int rc = on_readable(w, c);
@@ -220,7 +225,10 @@ static void *load_main(void *arg)
         }
     }
     for (size_t i = 0; i < w->nc; i++)
-        if (w->c[i].fd >= 0) close(w->c[i].fd);
+        if (w->c[i].fd >= 0) {
+            report_error(w, c_unanswered(&w->c[i]), 0, "no answer within 10 s", 21);
+            close(w->c[i].fd);
+        }
     close(ep);
     return NULL;
 }

@@ -16,6 +16,14 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/lsan.supp:print_suppressions=0}
 (cd build-asan && ctest --output-on-failure -j"$jobs" --timeout 900 "$@")
 
+# The end-to-end tests once more with the hub's other HTTP mode, one thread
+# per connection (--http-threads 0; the default is pool mode). Skipped for
+# a focused run (ctest arguments given).
+if [[ $# -eq 0 ]]; then
+  (cd build-asan && LF_HUB_ARGS='--http-threads 0' ctest --output-on-failure -j"$jobs" \
+    --timeout 900 -L e2e)
+fi
+
 # Fuzzing (clang + libFuzzer): replay every corpus, then a bounded run per
 # target (LF_FUZZ_SECONDS, default 60). Skipped when ctest arguments were
 # given (a focused run), or with LF_SKIP_FUZZ=1.

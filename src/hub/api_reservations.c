@@ -18,9 +18,12 @@
  * `availability` projection. See docs/ARCHITECTURE.md "Reservations and
  * conflicts".
  *
- * Threads: HTTP handlers (one per connection), one expiry thread, one
- * conflict follower thread (on the projections' feed). Lock order: an entry's mu, then svc->mu
- * (svc->mu is never held while taking an entry's mu).
+ * Threads: HTTP handlers (the polling threads in pool mode, which never
+ * wait for a commit: see "answering when durable" below; or one thread per
+ * connection), the store's commit thread (the callbacks of asynchronous
+ * appends), one expiry thread, one conflict follower thread (on the
+ * projections' feed). Lock order: an entry's mu, then svc->mu (svc->mu is
+ * never held while taking an entry's mu).
  */
 #define _GNU_SOURCE
 #include "domain/booking.h"

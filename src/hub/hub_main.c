@@ -26,9 +26,12 @@
 #include <unistd.h>
 
 /* HTTP threads by default (--http-threads): see docs/ARCHITECTURE.md "The
- * hub"; 0 = one thread per connection. */
-#define HTTP_THREADS 0
-#define HTTP_THREADS_S "0"
+ * hub"; 0 = one thread per connection. Pool mode is the default: writes
+ * that append answer when durable without holding a thread, reads cost
+ * less CPU, and thousands of connections (units pushing) do not each cost
+ * a thread. */
+#define HTTP_THREADS 2
+#define HTTP_THREADS_S "2"
 
 void lf_hub_appended(lf_hub *h, size_t n, const lf_append_result *res)
 {

@@ -100,8 +100,21 @@ class Hub:
             args += ["--admin-token", self.admin_token]
         args += self.extra_args
         # LF_HUB_ARGS: flags added to every hub the tests start, e.g. the
-        # whole suite against --http-threads 2
-        args += shlex.split(os.environ.get("LF_HUB_ARGS", ""))
+        # whole suite against --http-threads 0; a flag the test gives
+        # itself wins (a test of one mode stays in that mode)
+        env_args = shlex.split(os.environ.get("LF_HUB_ARGS", ""))
+        i = 0
+        while i < len(env_args):
+            flag = env_args[i]
+            takes_value = i + 1 < len(env_args) and not env_args[i + 1].startswith("--")
+            if flag.startswith("--") and flag in self.extra_args:
+                i += 2 if takes_value else 1
+                continue
+            args.append(flag)
+            if takes_value:
+                args.append(env_args[i + 1])
+                i += 1
+            i += 1
         self.stderr_path = os.path.join(self.data_dir, "hub.stderr.log")
         self.stderr_file = open(self.stderr_path, "ab")
         env = dict(os.environ)

@@ -379,6 +379,7 @@ static int entry_acquire(lf_ctx *c, struct unit_entry *e)
             *e->wtail = w;
             e->wtail = &w->next;
             pthread_mutex_unlock(&e->mu);
+            lf_metric_inc("lockerfleet_reservation_queued_total", NULL, 1);
             return 0;
         }
         pthread_cond_wait(&e->idle, &e->mu);
@@ -1289,6 +1290,8 @@ int lf_booking_start(lf_hub *h)
     if (h->cfg.hold_ms <= 0) h->cfg.hold_ms = 600000;
     lf_metric_describe("lockerfleet_reservations_total", "counter",
                        "Reservation decisions by action (hold, confirm, cancel, expire, conflict)");
+    lf_metric_describe("lockerfleet_reservation_queued_total", "counter",
+                       "Reservation requests queued behind their unit's append in flight");
     /* load every unit's bookings so GET by id, idempotency and expiry
      * work for reservations made before a restart */
     lf_buf_init(&names, 0);

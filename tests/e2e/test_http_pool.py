@@ -145,6 +145,71 @@ def test_live_config_call_is_offloaded():
         assert dt >= 1.5, dt  # it did wait for the unit (--ping-timeout 2)
 
 
+def test_busy_units_queue_requests():
+    """Reserve, confirm and cancel answer once durable without a thread;
+    a request for a unit whose append is still in flight is queued and
+    run again. 48 clients hammer 3 units of 2 lockers over 3 overlapping
+    windows: every request is answered (within the client's timeout),
+    every answer is 201/200 or a clean 409, and the log of each unit holds
+    no two live reservations of one locker over overlapping windows."""
+    units = ["pool-busy-%d" % i for i in range(3)]
+    for u in units:
+        HUB.create_unit(u, lockers=[("A01", "S"), ("A02", "S")])
+    wins = [tr.window(60 + 30 * k, 60) for k in range(3)]  # overlapping hours
+    answers = []
+    lock = threading.Lock()
+    start = threading.Barrier(48)
+
+    def client(i):
+        tok = (tr.U1 if i % 2 else tr.U2)["token"]
+        start.wait()
+        for j in range(6):
+            unit = units[(i + j) % 3]
+            frm, to = wins[(i * 7 + j) % 3]
+            st, b, _ = tr.reserve(tok, unit, "S", frm, to)
+            got = [("reserve", st, b)]
+            if st == 201:
+                act = "cancel" if (i + j) % 4 == 0 else "confirm"
+                st2, b2, _ = HUB.post("/v1/reservations/%s/%s" % (b["id"], act), None,
+                                      token=tok, timeout=30)
+                got.append((act, st2, b2))
+            with lock:
+                answers.extend(got)
+
+    ts = [threading.Thread(target=client, args=(i,)) for i in range(48)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+        assert not t.is_alive(), "a request was never answered"
+    assert len([a for a in answers if a[0] == "reserve"]) == 48 * 6
+    for what, st, b in answers:
+        if what == "reserve":
+            assert st in (201, 409), (what, st, b)
+            if st == 409:
+                assert b["error"]["code"] == "unavailable", b
+        else:
+            assert st == 200, (what, st, b)
+    assert any(st == 201 for _, st, _ in answers) and any(st == 409 for _, st, _ in answers)
+    # no double booking: fold each unit's log
+    for u in units:
+        ev = HUB.events(stream="bookings-" + u, limit=10000)["events"]
+        live = {}
+        for e in ev:
+            d = e["data"]
+            if e["type"] == "ReservationHeld":
+                live[d["reservation_id"]] = (d["locker"], d["from"], d["to"])
+            elif e["type"] in ("ReservationCancelled", "ReservationExpired"):
+                live.pop(d["reservation_id"], None)
+        rs = sorted(live.values())
+        for a, b in zip(rs, rs[1:]):
+            assert not (a[0] == b[0] and b[1] < a[2]), ("double booked", u, a, b)
+    st, text, _ = HUB.get("/metrics")
+    queued = [l for l in text.splitlines() if l.startswith("lockerfleet_reservation_queued_total")]
+    assert queued and float(queued[0].split()[-1]) > 0, queued  # the queue was used
+    quick_requests_answered(5)
+
+
 def test_projection_digests():
     st, b, _ = HUB.get("/v1/projections?digest=1", token=ADMIN)
     assert st == 200, (st, b)
@@ -167,7 +232,8 @@ def main():
                           test_min_position_does_not_hold_a_thread,
                           test_min_position_answers_when_reached,
                           test_idle_streams_do_not_hold_threads,
-                          test_live_config_call_is_offloaded, test_projection_digests])
+                          test_live_config_call_is_offloaded, test_busy_units_queue_requests,
+                          test_projection_digests])
         # a graceful stop (SIGTERM) with everything above behind it
         rc = hub.terminate()
         assert rc == 0, "hub exit status %s: %s" % (rc, hub.stderr_tail())

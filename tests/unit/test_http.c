@@ -14,7 +14,9 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int streamed;
@@ -31,6 +33,65 @@ static void produce_free(void *ctx)
 {
     streamed = *(int *)ctx;
     free(ctx);
+}
+
+/* lf_http_later: the answer comes from another thread (or from this one,
+ * before the handler returns, as a backend that appends at once does).
+ * ?mode=inline|thread|rerun, ?n=N echoed back. rerun: the first run asks
+ * for a rerun from another thread; the rerun answers. */
+typedef struct {
+    lf_http_resp *resp;
+    int rerun;
+    char n[16];
+} later_job;
+
+static _Atomic int rerun_seen[256]; /* by n: the first run asked for a rerun */
+
+static void later_finish(later_job *j)
+{
+    if (j->rerun) {
+        lf_http_later_rerun(j->resp);
+    } else {
+        lf_http_json(j->resp, 200, json_pack("{s:s}", "n", j->n));
+        lf_http_later_log(j->resp, "position", j->n);
+        lf_http_later_done(j->resp);
+    }
+    free(j);
+}
+
+static void *later_thread(void *arg)
+{
+    later_job *j = arg;
+    if (atoi(j->n) % 3 == 0) lf_sleep_ms(5); /* some before, some after the handler returns */
+    later_finish(j);
+    return NULL;
+}
+
+static void later_route(lf_http_req *req, lf_http_resp *resp)
+{
+    const char *mode = lf_http_query(req, "mode"), *n = lf_http_query(req, "n");
+    if (!mode || !n) {
+        lf_http_error(resp, 400, "bad", "mode and n");
+        return;
+    }
+    int idx = atoi(n) & 255;
+    int again = strcmp(mode, "rerun") == 0 && atomic_load(&rerun_seen[idx]);
+    if (again || !lf_http_later(resp)) { /* a rerun, or thread per connection */
+        lf_http_json(resp, 200, json_pack("{s:s,s:b}", "n", n, "again", again));
+        return;
+    }
+    later_job *j = calloc(1, sizeof *j);
+    j->resp = resp;
+    j->rerun = strcmp(mode, "rerun") == 0;
+    snprintf(j->n, sizeof j->n, "%s", n);
+    if (strcmp(mode, "inline") == 0) {
+        later_finish(j);
+        return;
+    }
+    if (j->rerun) atomic_store(&rerun_seen[idx], 1); /* the rerun answers */
+    pthread_t t;
+    pthread_create(&t, NULL, later_thread, j);
+    pthread_detach(t);
 }
 
 static void handler(lf_http_req *req, lf_http_resp *resp, void *app)
@@ -73,6 +134,8 @@ static void handler(lf_http_req *req, lf_http_resp *resp, void *app)
         }
         if (left > 0) lf_sleep_ms(left);
         lf_http_json(resp, 200, json_pack("{s:s}", "method", req->method));
+    } else if (req->nsegs == 1 && strcmp(req->segs[0], "later") == 0) {
+        later_route(req, resp);
     } else {
         lf_http_error(resp, 404, "not_found", "no route for %s", req->path);
     }
@@ -304,6 +367,40 @@ static void test_pool_defer(void **state)
     assert_int_equal(held.status, 503);
 }
 
+/* Pool mode, answering later: 96 concurrent requests on one polling
+ * thread, answered inline (before the handler returns), from another
+ * thread (before or after it returns), or run again; every one gets its
+ * own answer. */
+static void test_pool_later(void **state)
+{
+    (void)state;
+    lf_http_config cfg = {.listen = "127.0.0.1:0", .quiet = 1, .pool_threads = 1};
+    lf_http_server *ps = lf_http_start(&cfg, handler, NULL);
+    assert_non_null(ps);
+    enum { N = 96 };
+    static const char *const modes[] = {"inline", "thread", "rerun"};
+    for (int i = 0; i < 256; i++)
+        atomic_store(&rerun_seen[i], 0);
+    waiter w[N];
+    pthread_t t[N];
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < N; i++) {
+        snprintf(w[i].url, sizeof w[i].url, "http://127.0.0.1:%d/later?mode=%s&n=%d",
+                 lf_http_port(ps), modes[i % 3], i);
+        w[i].body = i % 2 ? "{}" : NULL;
+        assert_int_equal(pthread_create(&t[i], NULL, wait_call, &w[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].status, 200);
+        char want[32];
+        snprintf(want, sizeof want, "\"n\":\"%d\"", i);
+        assert_non_null(strstr(w[i].text, want));
+        if (i % 3 == 2) assert_non_null(strstr(w[i].text, "\"again\":true"));
+    }
+    lf_http_stop(ps);
+}
+
 /* Thread per connection: no deferral, the handler waits itself. */
 static void test_defer_needs_pool(void **state)
 {
@@ -324,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_retry_after), cmocka_unit_test(test_stream),
         cmocka_unit_test(test_refused),     cmocka_unit_test(test_listen_parse),
         cmocka_unit_test(test_pool_defer),  cmocka_unit_test(test_defer_needs_pool),
+        cmocka_unit_test(test_pool_later),
     };
     int rc = cmocka_run_group_tests_name("libcurl", tests, setup, teardown);
     client = lf_http_call_plain;

@@ -1549,6 +1549,51 @@ static void test_sqlite_corrupt_and_foreign(void **state)
     assert_int_equal(lf_store_open("sqlite:", &s, err, sizeof err), LF_EINVAL);
 }
 
+/* ---- redis: ids the store generated ------------------------------------
+ * The append script skips the id lookup for a batch whose ids it generated
+ * (none can be stored yet) but still indexes them: read back and appended
+ * again they are a duplicate, mixed into a new batch or sent to another
+ * stream LF_EEXIST. */
+static void test_redis_generated_ids(void **state)
+{
+    if (strncmp(g_fixed_url, "redis://", 8) != 0) skip();
+    lf_store *s = ((fixture *)*state)->s;
+    char st[128], other[128];
+    sname(st, sizeof st, "genid");
+    sname(other, sizeof other, "genid-other");
+    lf_event_in e[3] = {ev("A", "{\"x\":1}"), ev("B", "{\"x\":2}"), ev("C", "{\"x\":3}")};
+    lf_append_result r1, r2;
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_NO_STREAM, e, 3, &r1), 0);
+    assert_int_equal(r1.duplicate, 0);
+    lf_event_list l;
+    lf_event_list_init(&l);
+    read_whole_stream(s, st, 10, &l);
+    assert_int_equal(l.n, 3);
+    lf_event_in again[3];
+    for (int i = 0; i < 3; i++) {
+        assert_true(lf_uuid_valid(l.ev[i].id));
+        again[i] = e[i];
+        again[i].id = l.ev[i].id;
+    }
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, again, 3, &r2), 0);
+    assert_int_equal(r2.duplicate, 1);
+    assert_int_equal(r2.first_position, r1.first_position);
+    assert_int_equal(r2.last_position, r1.last_position);
+    /* a new event (no id) with a stored one, in either order */
+    lf_event_in mixed[2] = {e[0], again[1]};
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, mixed, 2, &r2), LF_EEXIST);
+    lf_event_in mixed2[2] = {again[2], e[0]};
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, mixed2, 2, &r2), LF_EEXIST);
+    assert_int_equal(lf_store_append(s, other, LF_EXPECT_ANY, again, 1, &r2), LF_EEXIST);
+    assert_int_equal(version_of(s, st), 3);
+    assert_int_equal(version_of(s, other), 0);
+    /* a batch of new events only is stored */
+    assert_int_equal(lf_store_append(s, st, 3, e, 2, &r2), 0);
+    assert_int_equal(r2.duplicate, 0);
+    assert_int_equal(version_of(s, st), 5);
+    lf_event_list_free(&l);
+}
+
 /* ---- redis: a store written by an older build --------------------------
  * Older builds kept one stream-key entry per event ("<version>-0", p) and
  * id index values "<position>:<version>:<stream>"; the current one writes
@@ -1700,6 +1745,7 @@ int main(void)
         cmocka_unit_test(test_sqlite_format1_upgrade),
         cmocka_unit_test(test_sqlite_corrupt_and_foreign),
         cmocka_unit_test(test_redis_older_layout),
+        cmocka_unit_test_setup_teardown(test_redis_generated_ids, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("store_conformance", tests, NULL, NULL);
     if (g_dir[0]) rm_tree(g_dir);

@@ -115,10 +115,12 @@ int lf_store_append(lf_store *s, const char *stream, int64_t expected, const lf_
 
 /* Called once when an lf_store_append_async batch is stored durably
  * (rc 0, res filled as lf_store_append's) or failed (rc an LF_E* code, res
- * NULL, err the message). Runs on the store's committer thread or on the
- * thread of any lf_store_append that leads the group: keep it short, take
- * only locks no appender holds while it appends, and never call
- * lf_store_close. */
+ * NULL, err the message). Runs on a thread of the store (SQLite: its
+ * acknowledger, one group after another in commit order, while the next
+ * group commits), or, on backends that append at once, on the caller's
+ * thread before lf_store_append_async returns: keep it short, and never
+ * call lf_store_close. It may take locks that appenders hold while they
+ * append, and it may append (asynchronously). */
 typedef void (*lf_append_cb)(void *ctx, int rc, const lf_append_result *res, const char *err);
 
 /* lf_store_append without waiting: validates (an invalid batch returns its

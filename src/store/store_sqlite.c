@@ -182,6 +182,14 @@ typedef struct {
     pthread_t committer;
     int committer_started;
     pthread_cond_t ccond;
+    /* ... and an acknowledger thread (started with it) runs their
+     * callbacks, group after group in commit order, off the commit path:
+     * the next group commits meanwhile, and no leader ever runs a caller's
+     * callback (which may wait for a lock whose holder waits for a lead). */
+    pthread_t acker;
+    int acker_started, acker_stop; /* acker_stop under qlock */
+    pthread_cond_t acond;
+    append_req *ahead, **atail; /* committed async requests, in order; qlock */
     _Atomic int64_t head;
     pthread_mutex_t rlock;
     pthread_cond_t rcond;
@@ -666,6 +674,8 @@ static int sq_open(const char *url, void **impl, char *err, size_t errlen)
     pthread_cond_init(&s->gcond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&s->ccond, NULL);
+    pthread_cond_init(&s->acond, NULL);
+    s->atail = &s->ahead;
     pthread_cond_init(&s->qcond, NULL);
     pthread_cond_init(&s->hcond, NULL);
     pthread_mutex_init(&s->rlock, NULL);
@@ -724,6 +734,14 @@ static void sq_close(void *impl)
     while (s->leader)
         pthread_cond_wait(&s->qcond, &s->qlock);
     pthread_cond_broadcast(&s->hcond);
+    if (s->acker_started) { /* no group is committed after this: it acks the rest, then ends */
+        s->acker_stop = 1;
+        pthread_cond_signal(&s->acond);
+        pthread_mutex_unlock(&s->qlock);
+        pthread_join(s->acker, NULL);
+        pthread_mutex_lock(&s->qlock);
+        s->acker_started = 0;
+    }
     pthread_mutex_unlock(&s->qlock);
     sqlite3_stmt *sts[] = {s->st_stream_get, s->st_stream_ins,  s->st_stream_ver,  s->st_batch_ins,
                            s->st_id_ins,     s->st_id_get,      s->st_batch_at,    s->st_sp,
@@ -760,6 +778,7 @@ static void sq_close(void *impl)
     pthread_cond_destroy(&s->qcond);
     pthread_cond_destroy(&s->gcond);
     pthread_cond_destroy(&s->ccond);
+    pthread_cond_destroy(&s->acond);
     pthread_cond_destroy(&s->hcond);
     pthread_mutex_destroy(&s->rlock);
     pthread_cond_destroy(&s->rcond);
@@ -1282,9 +1301,9 @@ static void gather(sq_store *s)
 
 /* Leads one group: called with qlock held and no leader; returns with
  * qlock held. me is the caller's own request (NULL for the committer).
- * Waiting members are woken; async members' callbacks run here, in the
- * group's order, before the lead passes on (so one appender's callbacks
- * run in the order of its appends). */
+ * Waiting members are woken; async members go to the acknowledger, in the
+ * group's order and after every earlier group's (so one appender's
+ * callbacks run in the order of its appends). */
 static void lead(sq_store *s, append_req *me)
 {
     s->leader = 1;
@@ -1312,29 +1331,20 @@ static void lead(sq_store *s, append_req *me)
     /* Wake the waiting members of this group, each on its own condition
      * (not everyone queued: those wait for the next group). Done is set
      * under the lock, so a member cannot return (and free its request)
-     * while the leader holds qlock; once it lets go (for the callbacks, or
-     * at the end) only the async members, relinked here, are touched. */
-    append_req *async_head = NULL, **async_tail = &async_head;
+     * while the leader holds qlock. Async members are relinked, in order,
+     * onto the acknowledger's queue. */
     for (append_req *r = group, *nx; r; r = nx) {
         nx = r->next;
-        if (r->cb) { /* ours until its callback: relink, in order */
+        if (r->cb) { /* the acknowledger's until its callback */
             r->next = NULL;
-            *async_tail = r;
-            async_tail = &r->next;
+            *s->atail = r;
+            s->atail = &r->next;
             continue;
         }
         r->done = 1; /* gone once qlock is let go: not touched after */
         if (r != me) pthread_cond_signal(&r->cond);
     }
-    if (nasync) {
-        pthread_mutex_unlock(&s->qlock);
-        for (append_req *r = async_head, *nx; r; r = nx) {
-            nx = r->next;
-            r->cb(r->cb_ctx, r->rc, r->rc ? NULL : r->res, r->rc ? r->err : NULL);
-            free(r);
-        }
-        pthread_mutex_lock(&s->qlock);
-    }
+    if (nasync) pthread_cond_signal(&s->acond);
     s->leader = 0;
     /* Hand the lead to the first appender queued meanwhile: its thread, or
      * the committer when it has none. */
@@ -1362,6 +1372,34 @@ static void *committer_main(void *p)
             break;
         else
             pthread_cond_wait(&s->ccond, &s->qlock);
+    }
+    pthread_mutex_unlock(&s->qlock);
+    return NULL;
+}
+
+/* Runs the callbacks of committed async appends, in commit order, until
+ * close has seen the last group committed (acker_stop) and all are run. */
+static void *acker_main(void *p)
+{
+    sq_store *s = p;
+    pthread_setname_np(pthread_self(), "lf-ack");
+    pthread_mutex_lock(&s->qlock);
+    for (;;) {
+        append_req *list = s->ahead;
+        if (!list) {
+            if (s->acker_stop) break;
+            pthread_cond_wait(&s->acond, &s->qlock);
+            continue;
+        }
+        s->ahead = NULL;
+        s->atail = &s->ahead;
+        pthread_mutex_unlock(&s->qlock);
+        for (append_req *r = list, *nx; r; r = nx) {
+            nx = r->next;
+            r->cb(r->cb_ctx, r->rc, r->rc ? NULL : r->res, r->rc ? r->err : NULL);
+            free(r);
+        }
+        pthread_mutex_lock(&s->qlock);
     }
     pthread_mutex_unlock(&s->qlock);
     return NULL;
@@ -1420,6 +1458,15 @@ static int sq_append_async(void *impl, const char *stream, int64_t expected, con
         free(r);
         lf_err_set("store is closing");
         return LF_ECLOSED;
+    }
+    if (!s->acker_started) {
+        if (pthread_create(&s->acker, NULL, acker_main, s)) {
+            pthread_mutex_unlock(&s->qlock);
+            free(r);
+            lf_err_set("cannot start the store's acknowledger thread");
+            return LF_EIO;
+        }
+        s->acker_started = 1;
     }
     if (!s->committer_started) {
         if (pthread_create(&s->committer, NULL, committer_main, s)) {

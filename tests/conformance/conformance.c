@@ -19,6 +19,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -1045,6 +1046,49 @@ static void async_wait(async_seen *a, int calls)
     pthread_mutex_unlock(&a->mu);
 }
 
+/* A synchronous appender that holds a lock while it appends. */
+typedef struct {
+    lf_store *s;
+    pthread_mutex_t *m;
+    int rounds, errors;
+    char st[128];
+} holder_arg;
+
+static void *holder_main(void *p)
+{
+    holder_arg *h = p;
+    char data[32];
+    for (int i = 0; i < h->rounds; i++) {
+        snprintf(data, sizeof data, "{\"i\":%d}", i);
+        lf_event_in e = ev("HeldAppend", data);
+        pthread_mutex_lock(h->m);
+        if (lf_store_append(h->s, h->st, LF_EXPECT_ANY, &e, 1, NULL) != 0) h->errors++;
+        pthread_mutex_unlock(h->m);
+    }
+    return NULL;
+}
+
+typedef struct {
+    pthread_mutex_t *m; /* the appenders' lock */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int calls, failures;
+} lock_seen;
+
+static void locking_cb(void *ctx, int rc, const lf_append_result *res, const char *err)
+{
+    (void)res;
+    (void)err;
+    lock_seen *l = ctx;
+    pthread_mutex_lock(l->m);
+    pthread_mutex_unlock(l->m);
+    pthread_mutex_lock(&l->mu);
+    l->calls++;
+    if (rc != 0) l->failures++;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->mu);
+}
+
 static void test_append_async(void **state)
 {
     fixture *f = *state;
@@ -1141,6 +1185,51 @@ static void test_append_async(void **state)
         free(mix);
         pthread_mutex_destroy(&c.mu);
         pthread_cond_destroy(&c.cond);
+    }
+
+    /* A callback may take a lock that a synchronous appender holds while it
+     * appends (the hub's per-unit lock): the store never runs a callback on
+     * a thread that leads a group, which would wait for itself. */
+    {
+        pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+        holder_arg ha[2];
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++) {
+            ha[i] = (holder_arg){.s = s, .m = &m, .rounds = 100};
+            sname(ha[i].st, sizeof ha[i].st, "async-holder-%d", i);
+            assert_int_equal(pthread_create(&th[i], NULL, holder_main, &ha[i]), 0);
+        }
+        lock_seen ls = {.m = &m};
+        pthread_mutex_init(&ls.mu, NULL);
+        pthread_cond_init(&ls.cond, NULL);
+        char lname[128], ldata[32] = "{\"locked\":true}";
+        sname(lname, sizeof lname, "%s", "async-locking");
+        lf_event_in le = ev("AsyncLocked", ldata);
+        for (int i = 0; i < 100; i++) {
+            assert_int_equal(
+                lf_store_append_async(s, lname, LF_EXPECT_ANY, &le, 1, locking_cb, &ls), 0);
+            if (i % 8 == 0) lf_sleep_ms(1);
+        }
+        struct timespec dl;
+        lf_abstime_us(60 * 1000000, &dl);
+        pthread_mutex_lock(&ls.mu);
+        while (ls.calls < 100)
+            if (pthread_cond_timedwait(&ls.cond, &ls.mu, &dl) == ETIMEDOUT) {
+                fprintf(stderr,
+                        "async callbacks taking an appender's lock: %d of 100 after "
+                        "60 s (deadlocked)\n",
+                        ls.calls);
+                abort(); /* threads are stuck: no orderly way out */
+            }
+        pthread_mutex_unlock(&ls.mu);
+        for (int i = 0; i < 2; i++) {
+            pthread_join(th[i], NULL);
+            assert_int_equal(ha[i].errors, 0);
+        }
+        assert_int_equal(ls.failures, 0);
+        assert_int_equal(version_of(s, lname), 100);
+        pthread_mutex_destroy(&ls.mu);
+        pthread_cond_destroy(&ls.cond);
     }
 
     /* Close with batches queued (a second handle on the same store): close

@@ -1441,6 +1441,19 @@ static int sq_append(void *impl, const char *stream, int64_t expected, const lf_
     return me.rc;
 }
 
+/* Starts one of the store's threads unless it runs (qlock held). */
+static int start_once(sq_store *s, pthread_t *t, int *started, void *(*fn)(void *),
+                      const char *what)
+{
+    if (*started) return 0;
+    if (pthread_create(t, NULL, fn, s)) {
+        lf_err_set("cannot start the store's %s thread", what);
+        return LF_EIO;
+    }
+    *started = 1;
+    return 0;
+}
+
 /* Queues the batch and returns: the committer thread (or a waiting
  * appender that leads meanwhile) commits it with its group, then calls
  * cb. The caller keeps stream and evs alive until then. */
@@ -1459,23 +1472,11 @@ static int sq_append_async(void *impl, const char *stream, int64_t expected, con
         lf_err_set("store is closing");
         return LF_ECLOSED;
     }
-    if (!s->acker_started) {
-        if (pthread_create(&s->acker, NULL, acker_main, s)) {
-            pthread_mutex_unlock(&s->qlock);
-            free(r);
-            lf_err_set("cannot start the store's acknowledger thread");
-            return LF_EIO;
-        }
-        s->acker_started = 1;
-    }
-    if (!s->committer_started) {
-        if (pthread_create(&s->committer, NULL, committer_main, s)) {
-            pthread_mutex_unlock(&s->qlock);
-            free(r);
-            lf_err_set("cannot start the store's committer thread");
-            return LF_EIO;
-        }
-        s->committer_started = 1;
+    if (start_once(s, &s->acker, &s->acker_started, acker_main, "acknowledger") ||
+        start_once(s, &s->committer, &s->committer_started, committer_main, "committer")) {
+        pthread_mutex_unlock(&s->qlock);
+        free(r);
+        return LF_EIO;
     }
     enqueue(s, r);
     if (!s->leader && s->qhead == r) pthread_cond_signal(&s->ccond);

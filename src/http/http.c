@@ -12,7 +12,10 @@
  * calls on_request again and the handler runs again on the same request.
  * A handler that blocks calls lf_http_offload() first: the connection is
  * suspended, the handler runs again on a thread of its own, and its answer
- * is sent when MHD calls on_request after the resume. A streamed response
+ * is sent when MHD calls on_request after the resume. A handler that
+ * calls lf_http_later() is suspended at once; the thread that completes
+ * it sets the answer (or asks for a rerun) and resumes the connection. A
+ * streamed response
  * whose stream_fn has nothing to send is parked the same way (suspended,
  * resumed by the timer 100 ms later) instead of blocking a polling thread.
  */

@@ -2,10 +2,12 @@
  * http.h — the HTTP server every lockerfleet process uses (hub, unit, sim),
  * on libmicrohttpd, thread per connection: a handler may block (bounded
  * waits for ?min_position, live calls to a unit, server-sent events).
- * A server whose handlers never block long (the simulator, serving
- * thousands of units' pings) can ask for a small thread pool polling with
- * epoll instead (lf_http_config.pool_threads); a handler there that has to
- * wait calls lf_http_defer() rather than sleeping.
+ * A server whose handlers never block long (the hub by default, the
+ * simulator serving thousands of units' pings) can ask for a small thread
+ * pool polling with epoll instead (lf_http_config.pool_threads); a handler
+ * there that has to wait calls lf_http_defer() rather than sleeping, runs
+ * itself on an offload worker (lf_http_offload), or leaves its answer to
+ * another thread (lf_http_later).
  *
  * A handler gets a parsed request (method, path, query, headers, the whole
  * body, already bounded by body_max: bigger bodies are answered 413 before

@@ -117,8 +117,12 @@ def test_push_duplicates_gap_and_validation():
 
 
 def test_presence_refused_timeout_heartbeat():
-    # a port nobody listens on; a socket that accepts and never answers
-    dead = lfhub.free_port()
+    # a port nobody listens on (held bound, not listening, so no other
+    # process can take it meanwhile: connects are refused); a socket that
+    # accepts and never answers
+    refusing = socket.socket()
+    refusing.bind(("127.0.0.1", 0))
+    dead = refusing.getsockname()[1]
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(64)
@@ -148,6 +152,7 @@ def test_presence_refused_timeout_heartbeat():
             assert 'lockerfleet_units{state="offline"}' in body, body[:2000]
     finally:
         silent.close()
+        refusing.close()
 
 
 def test_live_config_to_online_unit():

@@ -20,8 +20,8 @@
  *
  * Threads: HTTP handlers (the polling threads in pool mode, which never
  * wait for a commit: see "answering when durable" below; or one thread per
- * connection), the store's commit thread (the callbacks of asynchronous
- * appends), one expiry thread, one conflict follower thread (on the
+ * connection), the store's acknowledger thread (the callbacks of
+ * asynchronous appends), one expiry thread, one conflict follower thread (on the
  * projections' feed). Lock order: an entry's mu, then svc->mu (svc->mu is
  * never held while taking an entry's mu).
  */
@@ -272,6 +272,35 @@ typedef struct {
 
 /* Decides on e's state and appends; on a version conflict reloads and
  * decides again. Caller holds e->mu. Returns 0, a domain code, or LF_E*. */
+/* The meta of a decision's events. */
+static void meta_of(struct lf_booking_svc *s, const char *request_id, char *meta, size_t n)
+{
+    snprintf(meta, n, "{\"source\":\"hub\",\"node\":\"%s\",\"request_id\":\"%s\"}",
+             s->h->cfg.node_id ? s->h->cfg.node_id : "hub-1", request_id ? request_id : "");
+}
+
+/* A decision's events as the store takes them (borrowing out's strings). */
+static void events_in(const lf_booking_events *out, const char *meta, int64_t now, lf_event_in *evs)
+{
+    for (size_t i = 0; i < out->n; i++)
+        evs[i] = (lf_event_in){out->ev[i].id[0] ? out->ev[i].id : NULL, out->ev[i].type,
+                               out->ev[i].data, meta, now};
+}
+
+/* Folds a decision's appended events into e's state (e->mu held). */
+static void fold_appended(struct lf_booking_svc *s, struct unit_entry *e,
+                          const lf_booking_events *out, const lf_append_result *ar)
+{
+    size_t before = e->st.n;
+    lf_booking_apply_events(&e->st, out);
+    if (e->st.version != ar->last_version) {
+        entry_refresh(s, e); /* our fold and the store disagree: trust the store */
+    } else {
+        index_state(s, e, before);
+        update_next_expiry(e);
+    }
+}
+
 static int decide_append(struct lf_booking_svc *s, struct unit_entry *e, decide_fn fn, void *arg,
                          const char *request_id, decide_result *res)
 {
@@ -282,8 +311,7 @@ static int decide_append(struct lf_booking_svc *s, struct unit_entry *e, decide_
 
     memset(res, 0, sizeof *res);
     stream_of(e->name, stream, sizeof stream);
-    snprintf(meta, sizeof meta, "{\"source\":\"hub\",\"node\":\"%s\",\"request_id\":\"%s\"}",
-             s->h->cfg.node_id ? s->h->cfg.node_id : "hub-1", request_id ? request_id : "");
+    meta_of(s, request_id, meta, sizeof meta);
     if ((rc = entry_ensure(s, e)) != 0) goto out;
     for (int attempt = 0;; attempt++) {
         lf_append_result ar;
@@ -291,9 +319,7 @@ static int decide_append(struct lf_booking_svc *s, struct unit_entry *e, decide_
         lf_booking_events_free(&out);
         rc = fn(&e->st, arg, now, &out);
         if (rc != 0 || out.n == 0) goto out;
-        for (size_t i = 0; i < out.n; i++)
-            evs[i] = (lf_event_in){out.ev[i].id[0] ? out.ev[i].id : NULL, out.ev[i].type,
-                                   out.ev[i].data, meta, now};
+        events_in(&out, meta, now, evs);
         rc = lf_hub_append(s->h, stream, e->st.version ? e->st.version : LF_EXPECT_NO_STREAM, evs,
                            out.n, &ar);
         if (rc == LF_ECONFLICT || (rc == 0 && ar.duplicate)) {
@@ -312,15 +338,7 @@ static int decide_append(struct lf_booking_svc *s, struct unit_entry *e, decide_
             continue;
         }
         if (rc != 0) goto out;
-        size_t before = e->st.n;
-        lf_booking_apply_events(&e->st, &out);
-        if (e->st.version != ar.last_version) {
-            /* our fold and the store disagree: trust the store */
-            entry_refresh(s, e);
-        } else {
-            index_state(s, e, before);
-            update_next_expiry(e);
-        }
+        fold_appended(s, e, &out, &ar);
         res->position = ar.last_position;
         res->nevents = out.n;
         goto out;
@@ -456,8 +474,9 @@ static void later_answer(later_job *j, int64_t position)
     }
 }
 
-/* The store's callback for a decide_later append (the store's committer
- * thread, or the handler's own thread on backends that append at once). */
+/* The store's callback for a decide_later append (SQLite: its
+ * acknowledger thread; backends that append at once: the handler's own
+ * thread, before lf_store_append_async returns). */
 static void later_done(void *ctx, int rc, const lf_append_result *res, const char *err)
 {
     later_job *j = ctx;
@@ -468,14 +487,7 @@ static void later_done(void *ctx, int rc, const lf_append_result *res, const cha
 
     pthread_mutex_lock(&e->mu);
     if (rc == 0 && !res->duplicate) {
-        size_t before = e->st.n;
-        lf_booking_apply_events(&e->st, &j->out);
-        if (e->st.version != res->last_version) {
-            entry_refresh(j->s, e); /* our fold and the store disagree: trust the store */
-        } else {
-            index_state(j->s, e, before);
-            update_next_expiry(e);
-        }
+        fold_appended(j->s, e, &j->out, res);
         lf_hub_appended(j->s->h, j->out.n, res);
         later_answer(j, res->last_position);
         pos = res->last_position;
@@ -553,11 +565,8 @@ static int decide_later(lf_ctx *c, struct unit_entry *e, decide_fn fn, void *arg
     j->kind = kind;
     snprintf(j->id, sizeof j->id, "%s", id);
     stream_of(e->name, j->stream, sizeof j->stream);
-    snprintf(j->meta, sizeof j->meta, "{\"source\":\"hub\",\"node\":\"%s\",\"request_id\":\"%s\"}",
-             s->h->cfg.node_id ? s->h->cfg.node_id : "hub-1", c->req->request_id);
-    for (size_t i = 0; i < j->out.n; i++)
-        j->evs[i] = (lf_event_in){j->out.ev[i].id[0] ? j->out.ev[i].id : NULL, j->out.ev[i].type,
-                                  j->out.ev[i].data, j->meta, now};
+    meta_of(s, c->req->request_id, j->meta, sizeof j->meta);
+    events_in(&j->out, j->meta, now, j->evs);
     int64_t expected = e->st.version ? e->st.version : LF_EXPECT_NO_STREAM;
     e->busy = 1;
     pthread_mutex_unlock(&e->mu);

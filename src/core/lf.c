@@ -388,7 +388,7 @@ int lf_init(void)
     return 0;
 }
 
-static void uuid_text(const unsigned char b[16], char out[LF_UUID_LEN])
+void lf_uuid_text(const unsigned char b[16], char out[LF_UUID_LEN])
 {
     static const char hx[] = "0123456789abcdef";
     int j = 0;
@@ -444,7 +444,7 @@ void lf_uuid_v4(char out[LF_UUID_LEN])
     rand_ids(b, sizeof b);
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    uuid_text(b, out);
+    lf_uuid_text(b, out);
 }
 
 void lf_uuid_v7(char out[LF_UUID_LEN])
@@ -456,7 +456,7 @@ void lf_uuid_v7(char out[LF_UUID_LEN])
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    uuid_text(b, out);
+    lf_uuid_text(b, out);
 }
 
 bool lf_uuid_valid(const char *s)

@@ -110,6 +110,8 @@ void lf_uuid_v4(char out[LF_UUID_LEN]);
 void lf_uuid_v7(char out[LF_UUID_LEN]);
 /* True if s is a canonical 8-4-4-4-12 hex UUID. */
 bool lf_uuid_valid(const char *s);
+/* 16 bytes as a canonical (lowercase) UUID text. */
+void lf_uuid_text(const unsigned char b[16], char out[LF_UUID_LEN]);
 /* The length (2..4) of the well-formed UTF-8 sequence that starts at p
  * (*p >= 0x80), or 0: no overlongs, no surrogates, nothing past U+10FFFF,
  * none cut short by `avail` (the bytes readable from p). Reads no further

@@ -635,6 +635,36 @@ int lf_store_lease_list(lf_store *s, const char *prefix, lf_lease *out, size_t m
     return s->ops->lease_list(s->impl, prefix, out, max, n);
 }
 
+/* ---- ids a store makes itself (store_int.h) ---------------------------- */
+uint32_t lf_store_new_id_tag(void)
+{
+    return lf_random_u32() & ((1u << LF_STORE_TAG_BITS) - 1);
+}
+
+void lf_store_gen_id(unsigned char b[16], uint64_t ms, uint32_t tag, int64_t pos)
+{
+    for (int k = 0; k < 6; k++)
+        b[k] = (unsigned char)(ms >> (40 - 8 * k));
+    b[6] = (unsigned char)(0x80 | ((tag >> 22) & 0x0f));
+    b[7] = (unsigned char)(tag >> 14);
+    b[8] = (unsigned char)(0x80 | ((tag >> 8) & 0x3f));
+    b[9] = (unsigned char)tag;
+    for (int k = 0; k < 6; k++)
+        b[10 + k] = (unsigned char)((uint64_t)pos >> (40 - 8 * k));
+}
+
+int64_t lf_store_gen_id_pos(const unsigned char b[16], uint32_t tag)
+{
+    if ((b[6] >> 4) != 8 || (b[8] >> 6) != 2) return 0;
+    uint32_t t =
+        (uint32_t)(b[6] & 0x0f) << 22 | (uint32_t)b[7] << 14 | (uint32_t)(b[8] & 0x3f) << 8 | b[9];
+    if (t != tag) return 0;
+    int64_t pos = 0;
+    for (int k = 0; k < 6; k++)
+        pos = pos << 8 | b[10 + k];
+    return pos;
+}
+
 static int lease_cmp(const void *a, const void *b)
 {
     return strcmp(((const lf_lease *)a)->name, ((const lf_lease *)b)->name);

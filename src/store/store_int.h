@@ -39,6 +39,18 @@ typedef struct lf_store_ops {
     int (*lease_list)(void *impl, const char *prefix, lf_lease *out, size_t max, size_t *n);
 } lf_store_ops;
 
+/* Ids a store makes itself (sqlite, redis): a version 8 (RFC 9562) UUID
+ * naming where its event is — time ms[6] | 0x8 tag(4) | tag(8) | 0b10
+ * tag(6) | tag(8) | position[6] — so "is this id stored?" is answered by
+ * reading one position instead of an index. tag: 26 random bits kept with
+ * the store (lf_store_new_id_tag), so two stores' ids never meet.
+ * lf_store_gen_id_pos: the position such an id names, or 0 when the id is
+ * not of this form and tag. */
+#define LF_STORE_TAG_BITS 26
+uint32_t lf_store_new_id_tag(void);
+void lf_store_gen_id(unsigned char b[16], uint64_t ms, uint32_t tag, int64_t pos);
+int64_t lf_store_gen_id_pos(const unsigned char b[16], uint32_t tag);
+
 /* Sorts leases by name (for backends that cannot ask the engine to). */
 void lf_store_lease_sort(lf_lease *l, size_t n);
 

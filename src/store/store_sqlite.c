@@ -256,18 +256,10 @@ static int uuid_to_blob(const char *s, unsigned char out[16])
 
 static void blob_to_uuid(const unsigned char *b, int n, char out[LF_UUID_LEN])
 {
-    static const char hx[] = "0123456789abcdef";
-    if (n != 16) {
+    if (n == 16)
+        lf_uuid_text(b, out);
+    else
         out[0] = '\0';
-        return;
-    }
-    int j = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) out[j++] = '-';
-        out[j++] = hx[b[i] >> 4];
-        out[j++] = hx[b[i] & 15];
-    }
-    out[j] = '\0';
 }
 
 /* A canonical UUID (checked by lf_store_validate) into 16 bytes. */
@@ -286,8 +278,6 @@ static void uuid_parse16(const char *u, unsigned char out[16])
     }
 }
 
-static void gen_id(unsigned char b[16], uint64_t ms, uint32_t tag, int64_t pos);
-
 /* Ids for a batch that will start at position first: the given ones
  * parsed, the missing ones generated (see "event ids"). */
 static void batch_ids(const lf_event_in *evs, size_t n, uint32_t tag, int64_t first,
@@ -298,7 +288,7 @@ static void batch_ids(const lf_event_in *evs, size_t n, uint32_t tag, int64_t fi
         if (evs[i].id && *evs[i].id)
             uuid_parse16(evs[i].id, ids[i]);
         else
-            gen_id(ids[i], ms, tag, first + (int64_t)i);
+            lf_store_gen_id(ids[i], ms, tag, first + (int64_t)i);
     }
 }
 
@@ -485,35 +475,6 @@ static int body_open(ZSTD_DCtx *dctx, bytes *scratch, const unsigned char *blob,
     return LF_ECORRUPT;
 }
 
-/* ---- event ids ---------------------------------------------------------
- * A generated id: time ms[6] | 0x8 tag(4) | tag(8) | 0b10 tag(6) | tag(8) |
- * position[6] — a version 8 (RFC 9562) UUID. */
-static void gen_id(unsigned char b[16], uint64_t ms, uint32_t tag, int64_t pos)
-{
-    for (int k = 0; k < 6; k++)
-        b[k] = (unsigned char)(ms >> (40 - 8 * k));
-    b[6] = (unsigned char)(0x80 | ((tag >> 22) & 0x0f));
-    b[7] = (unsigned char)(tag >> 14);
-    b[8] = (unsigned char)(0x80 | ((tag >> 8) & 0x3f));
-    b[9] = (unsigned char)tag;
-    for (int k = 0; k < 6; k++)
-        b[10 + k] = (unsigned char)((uint64_t)pos >> (40 - 8 * k));
-}
-
-/* The position a generated id of this store names, or 0 when the id is
- * not of this store's form. */
-static int64_t gen_id_pos(const unsigned char b[16], uint32_t tag)
-{
-    if ((b[6] >> 4) != 8 || (b[8] >> 6) != 2) return 0;
-    uint32_t t =
-        (uint32_t)(b[6] & 0x0f) << 22 | (uint32_t)b[7] << 14 | (uint32_t)(b[8] & 0x3f) << 8 | b[9];
-    if (t != tag) return 0;
-    int64_t pos = 0;
-    for (int k = 0; k < 6; k++)
-        pos = pos << 8 | b[10 + k];
-    return pos;
-}
-
 /* Format 1 (a row per event) to format 2, inside the caller's write
  * transaction: every run of consecutive events of one stream becomes
  * batch rows; every id goes into the ids index (format 1 does not say
@@ -566,9 +527,7 @@ static int check_or_init(sq_store *s, char *err, size_t errlen)
     exec(s->wdb, "PRAGMA cache_size=-65536");
     exec(s->wdb, "PRAGMA wal_autocheckpoint=1000");
     if (nobj == 0 || uv == 1) {
-        uint32_t tag;
-        randombytes_buf(&tag, sizeof tag);
-        tag &= (1u << 26) - 1;
+        uint32_t tag = lf_store_new_id_tag();
         char sql[256];
         snprintf(sql, sizeof sql,
                  "PRAGMA application_id=%d; PRAGMA user_version=%d;"
@@ -792,7 +751,7 @@ static void sq_close(void *impl)
 static int id_find(sq_store *s, const unsigned char id[16], int64_t *pos, int64_t *sid,
                    int64_t *ver)
 {
-    int64_t gp = gen_id_pos(id, s->tag), p = gp;
+    int64_t gp = lf_store_gen_id_pos(id, s->tag), p = gp;
     int rc;
     if (!gp) {
         sqlite3_stmt *st = s->st_id_get;
@@ -1051,7 +1010,7 @@ static int apply_one(sq_store *s, append_req *r)
     /* Ids the client gave: into the index (a stored one is a conflict). */
     for (size_t i = 0; i < r->n; i++) {
         if (!r->evs[i].id || !*r->evs[i].id) continue;
-        if (gen_id_pos(ids[i], s->tag)) {
+        if (lf_store_gen_id_pos(ids[i], s->tag)) {
             int64_t p, xs, xv;
             rc = id_find(s, ids[i], &p, &xs, &xv);
             if (rc < 0) return rc;

@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include "store/store.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -1639,10 +1640,11 @@ static void test_sqlite_corrupt_and_foreign(void **state)
 }
 
 /* ---- redis: ids the store generated ------------------------------------
- * The append script skips the id lookup for a batch whose ids it generated
- * (none can be stored yet) but still indexes them: read back and appended
- * again they are a duplicate, mixed into a new batch or sent to another
- * stream LF_EEXIST. */
+ * The append script makes the ids of events that come without one: version
+ * 8 UUIDs naming their position, kept in no index (and it skips the lookup
+ * for a batch without client ids). Read back and appended again they are a
+ * duplicate, mixed into a new batch or sent to another stream LF_EEXIST;
+ * one of their form that names a position not holding it is refused. */
 static void test_redis_generated_ids(void **state)
 {
     if (strncmp(g_fixed_url, "redis://", 8) != 0) skip();
@@ -1661,9 +1663,19 @@ static void test_redis_generated_ids(void **state)
     lf_event_in again[3];
     for (int i = 0; i < 3; i++) {
         assert_true(lf_uuid_valid(l.ev[i].id));
+        assert_int_equal(l.ev[i].id[14], '8'); /* UUID version 8 */
         again[i] = e[i];
         again[i].id = l.ev[i].id;
     }
+    /* upper case is the same id */
+    char upper[LF_UUID_LEN];
+    for (int i = 0; i < LF_UUID_LEN; i++)
+        upper[i] = (char)toupper((unsigned char)l.ev[1].id[i]);
+    lf_event_in up = e[1];
+    up.id = upper;
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, &up, 1, &r2), 0);
+    assert_int_equal(r2.duplicate, 1);
+    assert_int_equal(r2.first_position, r1.first_position + 1);
     assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, again, 3, &r2), 0);
     assert_int_equal(r2.duplicate, 1);
     assert_int_equal(r2.first_position, r1.first_position);
@@ -1676,10 +1688,43 @@ static void test_redis_generated_ids(void **state)
     assert_int_equal(lf_store_append(s, other, LF_EXPECT_ANY, again, 1, &r2), LF_EEXIST);
     assert_int_equal(version_of(s, st), 3);
     assert_int_equal(version_of(s, other), 0);
+    /* an id of the store's form naming a position that does not hold it:
+     * one past the head, and one of another event */
+    char fake[LF_UUID_LEN];
+    snprintf(fake, sizeof fake, "%s", l.ev[0].id);
+    snprintf(fake + 24, 13, "%012llx", (unsigned long long)(head_of(s) + 1));
+    lf_event_in f = e[0];
+    f.id = fake;
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, &f, 1, &r2), LF_EINVAL);
+    assert_non_null(strstr(lf_err_get(), "cannot be chosen by a client"));
+    snprintf(fake, sizeof fake, "%s", l.ev[1].id);
+    memcpy(fake, fake[0] == '0' ? "1" : "0", 1); /* another time, same position */
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, &f, 1, &r2), LF_EINVAL);
+    assert_int_equal(version_of(s, st), 3);
     /* a batch of new events only is stored */
     assert_int_equal(lf_store_append(s, st, 3, e, 2, &r2), 0);
     assert_int_equal(r2.duplicate, 0);
     assert_int_equal(version_of(s, st), 5);
+    /* a client's id and generated ones in one batch: only the client's is
+     * indexed, all are found again */
+    char mine[LF_UUID_LEN];
+    lf_uuid_v7(mine);
+    lf_event_in part[3] = {e[0], e[1], e[2]};
+    part[1].id = mine;
+    assert_int_equal(lf_store_append(s, st, 5, part, 3, &r1), 0);
+    lf_event_list_free(&l);
+    lf_event_list_init(&l);
+    assert_int_equal(lf_store_read_stream(s, st, 6, 10, &l), 0);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.ev[1].id, mine);
+    for (int i = 0; i < 3; i++) {
+        part[i].id = l.ev[i].id;
+        assert_int_equal(l.ev[i].position, r1.first_position + i);
+    }
+    assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, part, 3, &r2), 0);
+    assert_int_equal(r2.duplicate, 1);
+    assert_int_equal(r2.first_position, r1.first_position);
+    assert_int_equal(version_of(s, st), 8);
     lf_event_list_free(&l);
 }
 

@@ -80,7 +80,7 @@ static const char *APPEND_LUA =
     /* ARGV[5]: the first 24 characters of the ids this append generates
      * (time and tag); an event's own id adds its position in 12 hex
      * digits. Characters 15-23 are the version, variant and the store's
-     * tag: an id with those names its position (see "event ids"). */
+     * tag: an id with those names its position (lf_store_gen_id). */
     "local gen = ARGV[5]\n"
     "local gtag = string.sub(gen, 15, 23)\n"
     /* ARGV[4] "0": no event of the batch has the caller's id (all are to

@@ -279,7 +279,7 @@ static void uuid_parse16(const char *u, unsigned char out[16])
 }
 
 /* Ids for a batch that will start at position first: the given ones
- * parsed, the missing ones generated (see "event ids"). */
+ * parsed, the missing ones generated (see "Event ids" at the top; lf_store_gen_id). */
 static void batch_ids(const lf_event_in *evs, size_t n, uint32_t tag, int64_t first,
                       unsigned char (*ids)[16])
 {

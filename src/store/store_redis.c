@@ -497,7 +497,8 @@ out:
 }
 
 /* The store's id tag: made by the first process to open it (HSETNX, so
- * concurrent first opens agree), read by every other. */
+ * concurrent first opens agree), read by every other. A value that is not
+ * a tag means the keys were written by something else: refused. */
 static int load_tag(rd_store *s, char *err, size_t errlen)
 {
     redisContext *c = s->pool[0].c;
@@ -505,13 +506,16 @@ static int load_tag(rd_store *s, char *err, size_t errlen)
     if (!r || r->type != REDIS_REPLY_INTEGER) goto fail;
     freeReplyObject(r);
     r = redisCommand(c, "HGET %s id_tag", s->k_meta);
+    if (!r || r->type == REDIS_REPLY_ERROR) goto fail;
     int64_t tag = -1;
-    if (!r || reply_i64(r, &tag)) goto fail;
-    freeReplyObject(r);
-    if (tag < 0 || tag >= (1 << LF_STORE_TAG_BITS)) {
-        snprintf(err, errlen, "redis: %s id_tag is damaged (%lld)", s->k_meta, (long long)tag);
+    if (r->type != REDIS_REPLY_STRING || lf_parse_i64(r->str, &tag) || tag < 0 ||
+        tag >= (1 << LF_STORE_TAG_BITS)) {
+        snprintf(err, errlen, "redis: %s field id_tag is damaged (%.40s): not a store of ours?",
+                 s->k_meta, r->type == REDIS_REPLY_STRING ? r->str : "missing");
+        freeReplyObject(r);
         return LF_ECORRUPT;
     }
+    freeReplyObject(r);
     s->tag = (uint32_t)tag;
     return 0;
 fail:;

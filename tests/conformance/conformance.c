@@ -1791,6 +1791,10 @@ static void test_redis_older_layout(void **state)
     lf_event_list_init(&l);
     assert_int_equal(lf_store_read_stream(s, "a", 1, 100, &l), 0);
     assert_int_equal(l.n, 5);
+    /* the old store got an id tag when first opened by this build, and
+     * its new events ids of that form */
+    assert_int_equal(l.ev[3].id[14], '8');
+    assert_string_equal(l.ev[0].id, id[0]);
     for (size_t i = 0; i < l.n; i++) {
         assert_int_equal(l.ev[i].version, (int64_t)i + 1);
         assert_int_equal(l.ev[i].position, (int64_t)i + 1);
@@ -1826,6 +1830,53 @@ static void test_redis_older_layout(void **state)
     assert_int_equal(head_of(s), 5);
     lf_store_close(s);
     redis_ok(c, "DEL {%s}:log {%s}:s:a {%s}:ids {%s}:head", pre, pre, pre, pre);
+    redisFree(c);
+#endif
+}
+
+/* ---- redis: a damaged id tag is refused -------------------------------- */
+static void test_redis_damaged_tag(void **state)
+{
+    (void)state;
+    if (strncmp(g_fixed_url, "redis://", 8) != 0 || strchr(g_fixed_url, '?')) skip();
+#ifndef LF_HAVE_REDIS
+    skip();
+#else
+    char host[256];
+    int port = 0;
+    const char *hp = g_fixed_url + 8;
+    if (strchr(hp, '@')) hp = strchr(hp, '@') + 1;
+    if (sscanf(hp, "%255[^:/]:%d", host, &port) != 2) skip();
+    redisContext *c = redisConnect(host, port);
+    assert_true(c && !c->err);
+    char pre[64], url[1200], err[256];
+    lf_store *s = NULL;
+    const char *bad[] = {"bogus", "-1", "67108864"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(pre, sizeof pre, "%stag%d", g_prefix, i);
+        redis_ok(c, "HSET {%s}:meta id_tag %s", pre, bad[i]);
+        snprintf(url, sizeof url, "%s?prefix=%s", g_fixed_url, pre);
+        assert_int_equal(lf_store_open(url, &s, err, sizeof err), LF_ECORRUPT);
+        assert_non_null(strstr(err, "id_tag is damaged"));
+    }
+    /* the largest tag is fine */
+    snprintf(pre, sizeof pre, "%stag3", g_prefix);
+    redis_ok(c, "HSET {%s}:meta id_tag 67108863", pre);
+    snprintf(url, sizeof url, "%s?prefix=%s", g_fixed_url, pre);
+    assert_int_equal(lf_store_open(url, &s, err, sizeof err), 0);
+    lf_event_in e = ev("A", "{}");
+    lf_append_result r;
+    assert_int_equal(lf_store_append(s, "t", LF_EXPECT_NO_STREAM, &e, 1, &r), 0);
+    lf_event_list l;
+    lf_event_list_init(&l);
+    assert_int_equal(lf_store_read_stream(s, "t", 1, 10, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_memory_equal(l.ev[0].id + 14, "8fff-bfff", 9);
+    e.id = l.ev[0].id;
+    assert_int_equal(lf_store_append(s, "t", LF_EXPECT_ANY, &e, 1, &r), 0);
+    assert_int_equal(r.duplicate, 1);
+    lf_event_list_free(&l);
+    lf_store_close(s);
     redisFree(c);
 #endif
 }
@@ -1880,6 +1931,7 @@ int main(void)
         cmocka_unit_test(test_sqlite_corrupt_and_foreign),
         cmocka_unit_test(test_redis_older_layout),
         cmocka_unit_test_setup_teardown(test_redis_generated_ids, setup, teardown),
+        cmocka_unit_test(test_redis_damaged_tag),
     };
     int failed = cmocka_run_group_tests_name("store_conformance", tests, NULL, NULL);
     if (g_dir[0]) rm_tree(g_dir);

@@ -2,8 +2,9 @@
  * test_store_tail.c — lf_tail (src/store/store_tail.c), the server
  * backends' shared log tail, against a fake log in memory: what it serves
  * from memory is exactly what the log holds; "nothing new" always comes
- * from a query; readers behind the tail pass through; concurrent readers
- * at the top each see every event once, in order, while a writer appends.
+ * from a query; readers behind the tail query, and share what they
+ * brought through kept pages; concurrent readers at the top or behind it
+ * each see every event once, in order, while a writer appends.
  */
 #include "core/lf.h"
 #include "store/store_int.h"
@@ -98,12 +99,29 @@ static void test_serves_what_the_log_holds(void **state)
     assert_int_equal(atomic_load(&g_fetches), 1);
     lf_event_list_clear(&l);
 
-    /* behind the tail: passes through to the log */
+    /* behind the tail: a query (of at least 512: here the 95 after 10),
+     * kept as a page that serves the next reader behind */
     assert_int_equal(lf_tail_read_all(t, 10, 5, &l, fake_fetch, NULL), 0);
     assert_int_equal(l.n, 5);
     check_event(&l.ev[0], 12);
     assert_int_equal(atomic_load(&g_fetches), 2);
     lf_event_list_clear(&l);
+    assert_int_equal(lf_tail_read_all(t, 13, 3, &l, fake_fetch, NULL), 0); /* a gap */
+    assert_int_equal(l.n, 3);
+    check_event(&l.ev[0], 14);
+    check_event(&l.ev[2], 18);
+    assert_int_equal(atomic_load(&g_fetches), 2);
+    lf_event_list_clear(&l);
+    /* before the page: a query */
+    assert_int_equal(lf_tail_read_all(t, 4, 2, &l, fake_fetch, NULL), 0);
+    check_event(&l.ev[0], 6);
+    assert_int_equal(atomic_load(&g_fetches), 3);
+    lf_event_list_clear(&l);
+    assert_int_equal(lf_tail_read_all(t, 8, 2, &l, fake_fetch, NULL), 0); /* that page */
+    check_event(&l.ev[1], 12);
+    assert_int_equal(atomic_load(&g_fetches), 3);
+    lf_event_list_clear(&l);
+    atomic_store(&g_fetches, 2);
 
     /* at the top: never "nothing new" from memory */
     assert_int_equal(lf_tail_read_all(t, 200, 10, &l, fake_fetch, NULL), 0);
@@ -167,6 +185,59 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
+/* Pages are bounded: the least recently used goes first. */
+#define PAGES 32 /* store_tail.c's BEHIND_PAGES */
+static void test_behind_pages_lru(void **state)
+{
+    (void)state;
+    set_visible(LOG_MAX);
+    atomic_store(&g_fetches, 0);
+    lf_tail *t = lf_tail_new(16, 1 << 20);
+    lf_event_list l;
+    lf_event_list_init(&l);
+    assert_int_equal(lf_tail_read_all(t, 2 * LOG_MAX - 10, 100, &l, fake_fetch, NULL), 0);
+    assert_int_equal(l.n, 5);
+    lf_event_list_clear(&l);
+    /* PAGES + 1 pages of 512 events from 0, 1100, 2200, ...: the first is
+     * dropped */
+    for (int i = 0; i <= PAGES; i++) {
+        assert_int_equal(lf_tail_read_all(t, 1100 * i, 1, &l, fake_fetch, NULL), 0);
+        check_event(&l.ev[0], 1100 * i + 2);
+        lf_event_list_clear(&l);
+    }
+    assert_int_equal(atomic_load(&g_fetches), PAGES + 2);
+    assert_int_equal(lf_tail_read_all(t, 1100 * PAGES + 100, 1, &l, fake_fetch, NULL), 0);
+    assert_int_equal(lf_tail_read_all(t, 1100 + 100, 1, &l, fake_fetch, NULL), 0);
+    assert_int_equal(atomic_load(&g_fetches), PAGES + 2); /* both kept */
+    assert_int_equal(lf_tail_read_all(t, 100, 1, &l, fake_fetch, NULL), 0);
+    assert_int_equal(atomic_load(&g_fetches), PAGES + 3); /* dropped: queried again */
+    check_event(&l.ev[2], 102);
+    lf_event_list_free(&l);
+    lf_tail_free(t);
+}
+
+/* Pages nobody reads for 5 s are let go at the next query at the top. */
+static void test_behind_pages_idle(void **state)
+{
+    (void)state;
+    set_visible(1000);
+    atomic_store(&g_fetches, 0);
+    lf_tail *t = lf_tail_new(16, 1 << 20);
+    lf_event_list l;
+    lf_event_list_init(&l);
+    assert_int_equal(lf_tail_read_all(t, 1990, 100, &l, fake_fetch, NULL), 0);
+    assert_int_equal(lf_tail_read_all(t, 0, 10, &l, fake_fetch, NULL), 0);  /* a page */
+    assert_int_equal(lf_tail_read_all(t, 20, 10, &l, fake_fetch, NULL), 0); /* from it */
+    assert_int_equal(atomic_load(&g_fetches), 2);
+    lf_sleep_ms(5200);
+    assert_int_equal(lf_tail_read_all(t, 2000, 10, &l, fake_fetch, NULL), 0); /* top: drops */
+    assert_int_equal(atomic_load(&g_fetches), 3);
+    assert_int_equal(lf_tail_read_all(t, 40, 10, &l, fake_fetch, NULL), 0);
+    assert_int_equal(atomic_load(&g_fetches), 4); /* the page was let go */
+    lf_event_list_free(&l);
+    lf_tail_free(t);
+}
+
 static void test_concurrent_readers(void **state)
 {
     (void)state;
@@ -194,12 +265,46 @@ static void test_concurrent_readers(void **state)
     lf_tail_free(t);
 }
 
+/* Readers far behind a small tail, all starting at 0 of a log that is
+ * all there: each sees every event once, in order, and they share pages
+ * (far fewer queries than each reading alone). */
+static void test_concurrent_readers_behind(void **state)
+{
+    (void)state;
+    set_visible(LOG_MAX);
+    atomic_store(&g_done, 1);
+    atomic_store(&g_fetches, 0);
+    lf_tail *t = lf_tail_new(64, 1 << 20);
+    lf_event_list l;
+    lf_event_list_init(&l);
+    assert_int_equal(lf_tail_read_all(t, 2 * LOG_MAX - 10, 100, &l, fake_fetch, NULL), 0);
+    lf_event_list_free(&l);
+    pthread_t th[READERS];
+    reader r[READERS];
+    for (int i = 0; i < READERS; i++) {
+        r[i] = (reader){.t = t};
+        pthread_create(&th[i], NULL, reader_main, &r[i]);
+    }
+    for (int i = 0; i < READERS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(r[i].bad, 0);
+        assert_int_equal(r[i].last, 2 * LOG_MAX);
+    }
+    /* alone, each reader would query LOG_MAX / 100 times */
+    int alone = READERS * LOG_MAX / 100;
+    print_message("behind: %d queries for %d readers (%d alone)\n", atomic_load(&g_fetches),
+                  READERS, alone);
+    assert_true(atomic_load(&g_fetches) < alone / 2);
+    lf_tail_free(t);
+}
+
 int main(void)
 {
     if (lf_init()) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serves_what_the_log_holds),
-        cmocka_unit_test(test_concurrent_readers),
+        cmocka_unit_test(test_serves_what_the_log_holds), cmocka_unit_test(test_behind_pages_lru),
+        cmocka_unit_test(test_behind_pages_idle),         cmocka_unit_test(test_concurrent_readers),
+        cmocka_unit_test(test_concurrent_readers_behind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

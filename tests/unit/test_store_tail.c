@@ -99,8 +99,9 @@ static void test_serves_what_the_log_holds(void **state)
     assert_int_equal(atomic_load(&g_fetches), 1);
     lf_event_list_clear(&l);
 
-    /* behind the tail: a query (of at least 512: here the 95 after 10),
-     * kept as a page that serves the next reader behind */
+    /* behind the tail: a query from the page boundary at or before 10
+     * (here 0: the 100 events), kept as a page that serves the next
+     * readers behind */
     assert_int_equal(lf_tail_read_all(t, 10, 5, &l, fake_fetch, NULL), 0);
     assert_int_equal(l.n, 5);
     check_event(&l.ev[0], 12);
@@ -112,16 +113,12 @@ static void test_serves_what_the_log_holds(void **state)
     check_event(&l.ev[2], 18);
     assert_int_equal(atomic_load(&g_fetches), 2);
     lf_event_list_clear(&l);
-    /* before the page: a query */
+    /* before where the first reader was: the same page */
     assert_int_equal(lf_tail_read_all(t, 4, 2, &l, fake_fetch, NULL), 0);
     check_event(&l.ev[0], 6);
-    assert_int_equal(atomic_load(&g_fetches), 3);
+    check_event(&l.ev[1], 8);
+    assert_int_equal(atomic_load(&g_fetches), 2);
     lf_event_list_clear(&l);
-    assert_int_equal(lf_tail_read_all(t, 8, 2, &l, fake_fetch, NULL), 0); /* that page */
-    check_event(&l.ev[1], 12);
-    assert_int_equal(atomic_load(&g_fetches), 3);
-    lf_event_list_clear(&l);
-    atomic_store(&g_fetches, 2);
 
     /* at the top: never "nothing new" from memory */
     assert_int_equal(lf_tail_read_all(t, 200, 10, &l, fake_fetch, NULL), 0);
@@ -190,28 +187,59 @@ static void *reader_main(void *arg)
 static void test_behind_pages_lru(void **state)
 {
     (void)state;
+    set_visible(80000);
+    atomic_store(&g_fetches, 0);
+    lf_tail *t = lf_tail_new(16, 1 << 20);
+    lf_event_list l;
+    lf_event_list_init(&l);
+    assert_int_equal(lf_tail_read_all(t, 160000 - 10, 100, &l, fake_fetch, NULL), 0);
+    assert_int_equal(l.n, 5);
+    lf_event_list_clear(&l);
+    /* PAGES + 1 pages, (4096 i, 4096 (i + 1)] (2048 events of a log with
+     * gaps): the first is dropped */
+    for (int i = 0; i <= PAGES; i++) {
+        assert_int_equal(lf_tail_read_all(t, 4096 * i + 1, 1, &l, fake_fetch, NULL), 0);
+        check_event(&l.ev[0], 4096 * i + 2);
+        lf_event_list_clear(&l);
+    }
+    assert_int_equal(atomic_load(&g_fetches), PAGES + 2);
+    assert_int_equal(lf_tail_read_all(t, 4096 * PAGES + 100, 1, &l, fake_fetch, NULL), 0);
+    assert_int_equal(lf_tail_read_all(t, 4096 + 100, 1, &l, fake_fetch, NULL), 0);
+    assert_int_equal(atomic_load(&g_fetches), PAGES + 2); /* both kept */
+    assert_int_equal(lf_tail_read_all(t, 100, 1, &l, fake_fetch, NULL), 0);
+    assert_int_equal(atomic_load(&g_fetches), PAGES + 3); /* dropped: queried again */
+    check_event(&l.ev[2], 102);
+    lf_event_list_free(&l);
+    lf_tail_free(t);
+}
+
+/* A page from the boundary at or before the reader; where a log with gaps
+ * has nothing past the reader in it, the reader still gets what follows. */
+static void test_behind_pages_aligned(void **state)
+{
+    (void)state;
     set_visible(LOG_MAX);
     atomic_store(&g_fetches, 0);
     lf_tail *t = lf_tail_new(16, 1 << 20);
     lf_event_list l;
     lf_event_list_init(&l);
     assert_int_equal(lf_tail_read_all(t, 2 * LOG_MAX - 10, 100, &l, fake_fetch, NULL), 0);
-    assert_int_equal(l.n, 5);
     lf_event_list_clear(&l);
-    /* PAGES + 1 pages of 512 events from 0, 1100, 2200, ...: the first is
-     * dropped */
-    for (int i = 0; i <= PAGES; i++) {
-        assert_int_equal(lf_tail_read_all(t, 1100 * i, 1, &l, fake_fetch, NULL), 0);
-        check_event(&l.ev[0], 1100 * i + 2);
-        lf_event_list_clear(&l);
-    }
-    assert_int_equal(atomic_load(&g_fetches), PAGES + 2);
-    assert_int_equal(lf_tail_read_all(t, 1100 * PAGES + 100, 1, &l, fake_fetch, NULL), 0);
-    assert_int_equal(lf_tail_read_all(t, 1100 + 100, 1, &l, fake_fetch, NULL), 0);
-    assert_int_equal(atomic_load(&g_fetches), PAGES + 2); /* both kept */
-    assert_int_equal(lf_tail_read_all(t, 100, 1, &l, fake_fetch, NULL), 0);
-    assert_int_equal(atomic_load(&g_fetches), PAGES + 3); /* dropped: queried again */
-    check_event(&l.ev[2], 102);
+    /* readers at 3000, 2049 and 6000: pages (2048, ...] and (4096, ...] */
+    assert_int_equal(lf_tail_read_all(t, 3000, 10, &l, fake_fetch, NULL), 0);
+    check_event(&l.ev[0], 3002);
+    assert_int_equal(lf_tail_read_all(t, 2049, 1, &l, fake_fetch, NULL), 0);
+    check_event(&l.ev[10], 2050);
+    assert_int_equal(atomic_load(&g_fetches), 2);
+    assert_int_equal(lf_tail_read_all(t, 6000, 1, &l, fake_fetch, NULL), 0);
+    check_event(&l.ev[11], 6002); /* in (2048, 6144]: 2048 events of a log with gaps */
+    assert_int_equal(atomic_load(&g_fetches), 2);
+    lf_event_list_clear(&l);
+    /* 2048 events after 2048 reach 6144: a reader at 6144 is past that
+     * page; its own boundary 6144 gives a page of its own */
+    assert_int_equal(lf_tail_read_all(t, 6144, 2, &l, fake_fetch, NULL), 0);
+    check_event(&l.ev[0], 6146);
+    assert_int_equal(atomic_load(&g_fetches), 3);
     lf_event_list_free(&l);
     lf_tail_free(t);
 }
@@ -302,8 +330,11 @@ int main(void)
 {
     if (lf_init()) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serves_what_the_log_holds), cmocka_unit_test(test_behind_pages_lru),
-        cmocka_unit_test(test_behind_pages_idle),         cmocka_unit_test(test_concurrent_readers),
+        cmocka_unit_test(test_serves_what_the_log_holds),
+        cmocka_unit_test(test_behind_pages_lru),
+        cmocka_unit_test(test_behind_pages_idle),
+        cmocka_unit_test(test_behind_pages_aligned),
+        cmocka_unit_test(test_concurrent_readers),
         cmocka_unit_test(test_concurrent_readers_behind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -48,11 +48,18 @@
 #define BEHIND_IDLE_MS 5000      /* a page unused this long is let go */
 #define BEHIND_ALIGN 2048        /* behind the tail, queries start at multiples */
 
+/* A page's events, shared: readers copy from them without the lock (they
+ * never change once kept); the last reference frees them. */
 typedef struct {
-    lf_event_list ev; /* exactly the events base < position <= top */
+    lf_event_list ev;
+    int refs; /* the page slot's own, and each reader copying */
+} page_data;
+
+typedef struct {
+    page_data *d; /* exactly the events base < position <= top; NULL: empty */
     int64_t base, top;
     size_t bytes;
-    uint64_t used;   /* last use (LRU); 0: empty */
+    uint64_t used;   /* last use (LRU) */
     int64_t used_ms; /* when */
 } behind_page;
 
@@ -91,7 +98,10 @@ void lf_tail_free(lf_tail *t)
 {
     if (!t) return;
     for (int i = 0; i < BEHIND_PAGES; i++)
-        lf_event_list_free(&t->pages[i].ev);
+        if (t->pages[i].d) {
+            lf_event_list_free(&t->pages[i].d->ev);
+            free(t->pages[i].d);
+        }
     for (size_t i = 0; i < t->n; i++)
         free(t->ring[(t->start + i) % t->cap].buf);
     free(t->ring);
@@ -171,27 +181,51 @@ static void copy_event(lf_event_list *out, const lf_event *g)
     e->time_ms = g->time_ms;
 }
 
-/* A kept page holding `after` (base <= after < top), served to out. */
-static int serve_page_locked(lf_tail *t, int64_t after, size_t max, lf_event_list *out)
+static void page_unref_locked(page_data *d)
+{
+    if (--d->refs > 0) return;
+    lf_event_list_free(&d->ev);
+    free(d);
+}
+
+static void page_drop_locked(lf_tail *t, behind_page *p)
+{
+    t->pages_bytes -= p->bytes;
+    page_unref_locked(p->d);
+    memset(p, 0, sizeof *p);
+}
+
+/* The events of d after `after`, at most max, to out (without the lock:
+ * the caller holds a reference); returns how many. */
+static size_t serve_page(const page_data *d, int64_t after, size_t max, lf_event_list *out)
+{
+    size_t lo = 0, hi = d->ev.n; /* first index with position > after */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (d->ev.ev[mid].position <= after)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t k = 0;
+    for (; lo + k < d->ev.n && k < max; k++)
+        copy_event(out, &d->ev.ev[lo + k]);
+    return k;
+}
+
+/* A kept page holding `after` (base <= after < top), referenced for the
+ * caller, or NULL. */
+static page_data *find_page_locked(lf_tail *t, int64_t after)
 {
     for (int i = 0; i < BEHIND_PAGES; i++) {
         behind_page *p = &t->pages[i];
-        if (!p->used || after < p->base || after >= p->top) continue;
-        size_t lo = 0, hi = p->ev.n; /* first index with position > after */
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (p->ev.ev[mid].position <= after)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        for (size_t k = 0; lo + k < p->ev.n && k < max; k++)
-            copy_event(out, &p->ev.ev[lo + k]);
+        if (!p->d || after < p->base || after >= p->top) continue;
         p->used = ++t->clock;
         p->used_ms = lf_mono_ms();
-        return 1;
+        p->d->refs++;
+        return p->d;
     }
-    return 0;
+    return NULL;
 }
 
 /* Keeps got, the result of read_all(after), as a page (taking it: got is
@@ -209,25 +243,25 @@ static void keep_page_locked(lf_tail *t, int64_t after, lf_event_list *got)
         behind_page *lru = NULL, *empty = NULL;
         for (int i = 0; i < BEHIND_PAGES; i++) {
             behind_page *p = &t->pages[i];
-            if (!p->used)
+            if (!p->d)
                 empty = p;
             else if (!lru || p->used < lru->used)
                 lru = p;
         }
         if (empty && t->pages_bytes + bytes <= BEHIND_BYTES) {
-            empty->ev = *got;
+            empty->d = lf_xcalloc(1, sizeof *empty->d);
+            empty->d->ev = *got;
+            empty->d->refs = 1;
             lf_event_list_init(got);
             empty->base = after;
-            empty->top = empty->ev.ev[empty->ev.n - 1].position;
+            empty->top = empty->d->ev.ev[empty->d->ev.n - 1].position;
             empty->bytes = bytes;
             empty->used = ++t->clock;
             empty->used_ms = lf_mono_ms();
             t->pages_bytes += bytes;
             return;
         }
-        t->pages_bytes -= lru->bytes; /* lru: not all empty, or the bound was hit */
-        lf_event_list_free(&lru->ev);
-        memset(lru, 0, sizeof *lru);
+        page_drop_locked(t, lru); /* lru: not all empty, or the bound was hit */
     }
 }
 
@@ -239,52 +273,65 @@ static void drop_idle_pages_locked(lf_tail *t)
     int64_t now = lf_mono_ms();
     for (int i = 0; i < BEHIND_PAGES; i++) {
         behind_page *p = &t->pages[i];
-        if (!p->used || now - p->used_ms < BEHIND_IDLE_MS) continue;
-        t->pages_bytes -= p->bytes;
-        lf_event_list_free(&p->ev);
-        memset(p, 0, sizeof *p);
+        if (p->d && now - p->used_ms >= BEHIND_IDLE_MS) page_drop_locked(t, p);
     }
 }
 
-/* A reader behind the tail: from a kept page, else from the server (and
- * what it brings is kept). Called with t->mu held; returns with it let go. */
+/* A reader behind the tail: from kept pages, else from the server (and
+ * what it brings is kept), page after page until max events or the tail —
+ * so a reader gets as many events per read as without pages (a projection
+ * commits once per read). Called with t->mu held; returns with it let go. */
 static int read_behind(lf_tail *t, int64_t after, size_t max, lf_event_list *out,
                        int (*fetch)(void *impl, int64_t after, size_t max, lf_event_list *out),
                        void *impl)
 {
-    if (serve_page_locked(t, after, max, out)) {
+    int64_t cur = after; /* the last position given to out, or after */
+    size_t served = 0;
+    int rc = 0;
+    while (served < max && !(t->valid && cur >= t->base)) {
+        page_data *d = find_page_locked(t, cur);
         pthread_mutex_unlock(&t->mu);
-        return 0;
+        size_t n = 0;
+        if (d) {
+            n = serve_page(d, cur, max - served, out);
+            pthread_mutex_lock(&t->mu);
+            page_unref_locked(d);
+        } else {
+            /* The query starts at the multiple of BEHIND_ALIGN at or
+             * before cur (unless the reader wants more than that): the
+             * server backends' positions are contiguous, so followers near
+             * each other ask for the same page instead of each for its own
+             * overlapping one. */
+            int64_t from = cur;
+            size_t want = max < TAIL_FETCH_MIN ? TAIL_FETCH_MIN : max;
+            if (max <= BEHIND_ALIGN && cur >= 0) {
+                from = cur - cur % BEHIND_ALIGN;
+                want = BEHIND_ALIGN;
+            }
+            lf_event_list got;
+            lf_event_list_init(&got);
+            rc = fetch(impl, from, want, &got);
+            for (size_t i = 0; rc == 0 && i < got.n && served + n < max; i++)
+                if (got.ev[i].position > cur) {
+                    copy_event(out, &got.ev[i]);
+                    n++;
+                }
+            pthread_mutex_lock(&t->mu);
+            if (rc == 0) keep_page_locked(t, from, &got);
+            lf_event_list_free(&got);
+            if (rc == 0 && n == 0 && from != cur && served == 0) {
+                /* Nothing past cur in that page (positions with gaps): ask
+                 * from cur itself, so a reader behind never hears "nothing
+                 * new". */
+                pthread_mutex_unlock(&t->mu);
+                return fetch(impl, cur, max, out);
+            }
+        }
+        if (rc || n == 0) break;
+        served += n;
+        cur = out->ev[out->n - 1].position;
     }
     pthread_mutex_unlock(&t->mu);
-    /* The query starts at the multiple of BEHIND_ALIGN at or before
-     * `after` (unless the reader wants more than that): the server
-     * backends' positions are contiguous, so followers near each other ask
-     * for the same page instead of each for its own overlapping one. */
-    int64_t from = after;
-    size_t want = max < TAIL_FETCH_MIN ? TAIL_FETCH_MIN : max;
-    if (max <= BEHIND_ALIGN && after >= 0) {
-        from = after - after % BEHIND_ALIGN;
-        want = BEHIND_ALIGN;
-    }
-    lf_event_list got;
-    lf_event_list_init(&got);
-    int rc = fetch(impl, from, want, &got);
-    size_t served = 0;
-    if (rc == 0) {
-        for (size_t i = 0; i < got.n && served < max; i++)
-            if (got.ev[i].position > after) {
-                copy_event(out, &got.ev[i]);
-                served++;
-            }
-        pthread_mutex_lock(&t->mu);
-        keep_page_locked(t, from, &got);
-        pthread_mutex_unlock(&t->mu);
-    }
-    lf_event_list_free(&got);
-    /* Nothing past `after` in that page (positions with gaps): ask from
-     * `after` itself, so a reader behind never hears "nothing new". */
-    if (rc == 0 && served == 0 && from != after) rc = fetch(impl, after, max, out);
     return rc;
 }
 

@@ -1743,6 +1743,20 @@ static void redis_ok(redisContext *c, const char *fmt, ...)
     if (!r || r->type == REDIS_REPLY_ERROR) fail_msg("redis: %s", r ? r->str : c->errstr);
     freeReplyObject(r);
 }
+
+/* A direct connection to this run's redis server, or NULL when its URL
+ * gives no host:port (the test skips). */
+static redisContext *redis_direct(void)
+{
+    char host[256];
+    int port = 0;
+    const char *hp = g_fixed_url + 8;
+    if (strchr(hp, '@')) hp = strchr(hp, '@') + 1;
+    if (sscanf(hp, "%255[^:/]:%d", host, &port) != 2) return NULL;
+    redisContext *c = redisConnect(host, port);
+    assert_true(c && !c->err);
+    return c;
+}
 #endif
 
 static void test_redis_older_layout(void **state)
@@ -1752,13 +1766,8 @@ static void test_redis_older_layout(void **state)
 #ifndef LF_HAVE_REDIS
     skip();
 #else
-    char host[256];
-    int port = 0;
-    const char *hp = g_fixed_url + 8;
-    if (strchr(hp, '@')) hp = strchr(hp, '@') + 1;
-    if (sscanf(hp, "%255[^:/]:%d", host, &port) != 2) skip();
-    redisContext *c = redisConnect(host, port);
-    assert_true(c && !c->err);
+    redisContext *c = redis_direct();
+    if (!c) skip();
     char pre[64], id[3][LF_UUID_LEN];
     snprintf(pre, sizeof pre, "%sold", g_prefix);
     for (int i = 0; i < 3; i++)
@@ -1842,13 +1851,8 @@ static void test_redis_damaged_tag(void **state)
 #ifndef LF_HAVE_REDIS
     skip();
 #else
-    char host[256];
-    int port = 0;
-    const char *hp = g_fixed_url + 8;
-    if (strchr(hp, '@')) hp = strchr(hp, '@') + 1;
-    if (sscanf(hp, "%255[^:/]:%d", host, &port) != 2) skip();
-    redisContext *c = redisConnect(host, port);
-    assert_true(c && !c->err);
+    redisContext *c = redis_direct();
+    if (!c) skip();
     char pre[64], url[1200], err[256];
     lf_store *s = NULL;
     const char *bad[] = {"bogus", "-1", "67108864"};

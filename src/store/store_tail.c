@@ -228,16 +228,22 @@ static page_data *find_page_locked(lf_tail *t, int64_t after)
     return NULL;
 }
 
-/* Keeps got, the result of read_all(after), as a page (taking it: got is
- * left empty), dropping the least recently used pages to stay in bounds. */
-static void keep_page_locked(lf_tail *t, int64_t after, lf_event_list *got)
+static size_t list_bytes(const lf_event_list *l)
 {
     size_t bytes = 0;
-    for (size_t i = 0; i < got->n; i++) {
-        const lf_event *e = &got->ev[i];
+    for (size_t i = 0; i < l->n; i++) {
+        const lf_event *e = &l->ev[i];
         bytes +=
             sizeof *e + strlen(e->stream) + strlen(e->type) + strlen(e->data) + strlen(e->meta) + 4;
     }
+    return bytes;
+}
+
+/* Keeps got, the result of read_all(after) of about `bytes`, as a page
+ * (taking it: got is left empty), dropping the least recently used pages
+ * to stay in bounds. */
+static void keep_page_locked(lf_tail *t, int64_t after, lf_event_list *got, size_t bytes)
+{
     if (got->n == 0 || got->ev[0].position <= after || bytes > BEHIND_BYTES / 2) return;
     for (;;) {
         behind_page *lru = NULL, *empty = NULL;
@@ -316,8 +322,9 @@ static int read_behind(lf_tail *t, int64_t after, size_t max, lf_event_list *out
                     copy_event(out, &got.ev[i]);
                     n++;
                 }
+            size_t bytes = rc == 0 ? list_bytes(&got) : 0;
             pthread_mutex_lock(&t->mu);
-            if (rc == 0) keep_page_locked(t, from, &got);
+            if (rc == 0) keep_page_locked(t, from, &got, bytes);
             lf_event_list_free(&got);
             if (rc == 0 && n == 0 && from != cur && served == 0) {
                 /* Nothing past cur in that page (positions with gaps): ask
@@ -332,7 +339,9 @@ static int read_behind(lf_tail *t, int64_t after, size_t max, lf_event_list *out
         cur = out->ev[out->n - 1].position;
     }
     pthread_mutex_unlock(&t->mu);
-    return rc;
+    /* A query that failed after some pages were served: those are a
+     * correct prefix, and the next read meets the error. */
+    return served ? 0 : rc;
 }
 
 int lf_tail_read_all(lf_tail *t, int64_t after, size_t max, lf_event_list *out,

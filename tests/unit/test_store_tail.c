@@ -26,11 +26,13 @@
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static int g_visible;
 static atomic_int g_fetches;
+static atomic_int g_fail; /* set: queries fail */
 
 static int fake_fetch(void *impl, int64_t after, size_t max, lf_event_list *out)
 {
     (void)impl;
     atomic_fetch_add(&g_fetches, 1);
+    if (atomic_load(&g_fail)) return LF_EIO;
     pthread_mutex_lock(&g_mu);
     int vis = g_visible;
     pthread_mutex_unlock(&g_mu);
@@ -244,6 +246,33 @@ static void test_behind_pages_aligned(void **state)
     lf_tail_free(t);
 }
 
+/* A read that goes on past a page into a query that fails returns what
+ * the page gave (a correct prefix); the next read reports the error. */
+static void test_behind_error_after_page(void **state)
+{
+    (void)state;
+    set_visible(LOG_MAX);
+    atomic_store(&g_fail, 0);
+    lf_tail *t = lf_tail_new(16, 1 << 20);
+    lf_event_list l;
+    lf_event_list_init(&l);
+    assert_int_equal(lf_tail_read_all(t, 2 * LOG_MAX - 10, 100, &l, fake_fetch, NULL), 0);
+    lf_event_list_clear(&l);
+    assert_int_equal(lf_tail_read_all(t, 1, 10, &l, fake_fetch, NULL), 0); /* page (0, 4096] */
+    lf_event_list_clear(&l);
+    atomic_store(&g_fail, 1);
+    assert_int_equal(lf_tail_read_all(t, 4000, 100, &l, fake_fetch, NULL), 0);
+    assert_int_equal(l.n, 48);
+    check_event(&l.ev[0], 4002);
+    check_event(&l.ev[47], 4096);
+    lf_event_list_clear(&l);
+    assert_int_equal(lf_tail_read_all(t, 4096, 100, &l, fake_fetch, NULL), LF_EIO);
+    assert_int_equal(l.n, 0);
+    atomic_store(&g_fail, 0);
+    lf_event_list_free(&l);
+    lf_tail_free(t);
+}
+
 /* Pages nobody reads for 5 s are let go at the next query at the top. */
 static void test_behind_pages_idle(void **state)
 {
@@ -334,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_behind_pages_lru),
         cmocka_unit_test(test_behind_pages_idle),
         cmocka_unit_test(test_behind_pages_aligned),
+        cmocka_unit_test(test_behind_error_after_page),
         cmocka_unit_test(test_concurrent_readers),
         cmocka_unit_test(test_concurrent_readers_behind),
     };

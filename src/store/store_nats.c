@@ -947,6 +947,32 @@ static int nt_wait(void *impl, int64_t after, int timeout_ms)
  * with the clients' wall clocks (JetStream 2.9 has no per-key TTL nor a
  * server clock to ask): nodes must keep their clocks in step (NTP) to well
  * under the ttl. Release overwrites the entry with an expired one. */
+/* libnats makes KV buckets with AllowDirect, so kvStore_Get may be
+ * answered by any replica: on a cluster, by one that has not applied the
+ * last write yet (a release just made, a lease just taken). Leases need to
+ * read their own writes: direct gets are turned off on the bucket's stream
+ * and the bucket reopened, so its gets go to the stream leader. */
+static natsStatus leases_leader_reads(nt_store *s, const char *bucket)
+{
+    char stream[NAME_MAX_ + 32];
+    snprintf(stream, sizeof stream, "KV_%s", bucket);
+    jsStreamInfo *si = NULL;
+    natsStatus st = js_GetStreamInfo(&si, s->js, stream, NULL, NULL);
+    if (st == NATS_OK && si->Config->AllowDirect) {
+        si->Config->AllowDirect = false;
+        jsStreamInfo *up = NULL;
+        st = js_UpdateStream(&up, s->js, si->Config, NULL, NULL);
+        jsStreamInfo_Destroy(up);
+        if (st == NATS_OK) {
+            kvStore_Destroy(s->leases);
+            s->leases = NULL;
+            st = js_KeyValue(&s->leases, s->js, bucket);
+        }
+    }
+    jsStreamInfo_Destroy(si);
+    return st;
+}
+
 static int leases_kv(nt_store *s, kvStore **out)
 {
     pthread_mutex_lock(&s->lock);
@@ -963,6 +989,11 @@ static int leases_kv(nt_store *s, kvStore **out)
             kc.StorageType = js_FileStorage;
             kc.Replicas = s->replicas;
             st = js_CreateKeyValue(&s->leases, s->js, &kc);
+        }
+        if (st == NATS_OK) st = leases_leader_reads(s, bucket);
+        if (st != NATS_OK && s->leases) {
+            kvStore_Destroy(s->leases);
+            s->leases = NULL;
         }
     }
     *out = s->leases;

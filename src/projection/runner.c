@@ -892,14 +892,7 @@ static int feed_get(lf_projections *ps, int64_t pos, struct feed_batch **out, co
     }
     if (!b) return rc;
     /* Positions grow within a batch: the first event after pos. */
-    size_t lo = 0, hi = b->l.n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (b->l.ev[mid].position <= pos)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = lf_event_list_after(&b->l, pos);
     *out = b;
     *ev = b->l.ev + lo;
     *n = b->l.n - lo;

@@ -867,6 +867,19 @@ static char *chunk_alloc(lf_event_list *l, size_t len)
     return p;
 }
 
+size_t lf_event_list_after(const lf_event_list *l, int64_t pos)
+{
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l->ev[mid].position <= pos)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 lf_event *lf_event_list_push_copy(lf_event_list *l, const char *stream, size_t slen,
                                   const char *type, size_t tlen, const char *data, size_t dlen,
                                   const char *meta, size_t mlen)

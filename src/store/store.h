@@ -183,6 +183,10 @@ void lf_event_list_free(lf_event_list *l);
  * this between batches; lf_event_list_free at the end). The previous
  * events' strings are invalid afterwards. */
 void lf_event_list_clear(lf_event_list *l);
+/* The index of the first event of l (sorted by position, as every read
+ * returns them) whose position is past pos; l->n if none is. */
+size_t lf_event_list_after(const lf_event_list *l, int64_t pos);
+
 /* For backends: adds an event at the end whose stream, type, data and meta
  * are copies (NUL-terminated, in l's storage) of the given bytes; the
  * other fields are zero for the caller to set. Returns it (owned by l,

@@ -40,6 +40,11 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The NATS cluster tests need nats-server >= 2.9.21 (see the script).
+if [[ "${1:-}" == "--all" ]]; then
+  bash "$(dirname "$0")/nats-server-2.10.sh"
+fi
+
 if [[ "${1:-}" == "--all" ]] && command -v npm >/dev/null; then
   here=$(cd "$(dirname "$0")/.." && pwd)
   if [[ -f "$here/tests/browser/package.json" && ! -d "$here/tests/browser/node_modules/playwright-core" ]]; then

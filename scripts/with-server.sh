@@ -27,6 +27,11 @@
 #             loss. (everysec would lose up to ~1 s of acknowledged appends
 #             on power loss; kill -9 alone loses nothing with either.)
 #   nats:     file storage; nats-server 2.9 has no per-message fsync (see docs).
+#
+# LF_NATS_SERVER: the nats-server binary (default: nats-server on PATH, and
+# for nats-cluster the 2.10 one of scripts/nats-server-2.10.sh).
+# LF_NATS_SYNC: JetStream's sync_interval (nats-server >= 2.10; "always"
+# fsyncs every message before the ack); unset keeps the server's default.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -83,6 +88,22 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.clos
 # One NATS message carries a whole append; the default 1 MB would cap a
 # batch at 1 MB (store_nats.c refuses larger ones with LF_EINVAL).
 nats_max_payload=67108864
+# nats-server: $LF_NATS_SERVER, else for nats-cluster the 2.10 build that
+# scripts/setup.sh --all fetches from Debian 13 (nats-server 2.9.10, Debian
+# 12's, checks a clustered stream's expected sequence against applied state
+# only: concurrent appends to one stream can both win there; see
+# docs/ARCHITECTURE.md), else the nats-server on PATH.
+nats_bin=${LF_NATS_SERVER:-}
+if [ -z "$nats_bin" ] && [ "$backend" = nats-cluster ]; then
+    nats_bin=$(bash "$(dirname "$0")/nats-server-2.10.sh" --path) || {
+        echo "with-server: nats-cluster needs nats-server >= 2.9.21; run" \
+            "scripts/nats-server-2.10.sh (scripts/setup.sh --all does), or set" \
+            "LF_NATS_SERVER" >&2
+        exit 1
+    }
+fi
+nats_bin=${nats_bin:-nats-server}
+nats_sync=${LF_NATS_SYNC:+, sync_interval: $LF_NATS_SYNC}
 # NATS positions jump between messages (seq * 100000 + offset), documented.
 case "$backend" in nats*) export LF_TEST_ALLOW_GAPS=1 ;; esac
 
@@ -160,12 +181,12 @@ nats)
 listen: 127.0.0.1:$port
 http: 127.0.0.1:$mon
 max_payload: $nats_max_payload
-jetstream { store_dir: "$tmp/nats" }
+jetstream { store_dir: "$tmp/nats"$nats_sync }
 EOF
     cat >"$restart" <<EOF
 #!/usr/bin/env bash
 set -e
-nats-server -c "$tmp/nats.conf" -l "$tmp/nats.log" &
+"$nats_bin" -c "$tmp/nats.conf" -l "$tmp/nats.log" &
 echo \$! >"$pidfile"
 for _ in \$(seq 1 300); do
   curl -sf "http://127.0.0.1:$mon/healthz?js-enabled=true" >/dev/null 2>&1 && exit 0
@@ -193,7 +214,7 @@ server_name: n$i
 max_payload: $nats_max_payload
 listen: 127.0.0.1:${ports[$j]}
 http: 127.0.0.1:${mons[$j]}
-jetstream { store_dir: "$tmp/n$i" }
+jetstream { store_dir: "$tmp/n$i"$nats_sync }
 cluster {
   name: lf
   listen: 127.0.0.1:${cports[$j]}
@@ -209,7 +230,7 @@ nodes=\${1:-1 2 3}
 mons=(${mons[*]})
 touch "$pidfile"
 for i in \$nodes; do
-  nats-server -c "$tmp/n\$i.conf" -l "$tmp/n\$i.log" &
+  "$nats_bin" -c "$tmp/n\$i.conf" -l "$tmp/n\$i.log" &
   pid=\$!
   # line i of the pid file is node i
   python3 - "$pidfile" "\$i" "\$pid" <<'PY'

@@ -68,8 +68,8 @@ cleanup() {
     if [ "$rc" -ne 0 ] && [ -z "${LF_KEEP_SERVER_LOGS:-}" ]; then
         for f in "$tmp"/*.log; do
             [ -f "$f" ] || continue
-            echo "---- tail of $f" >&2
-            tail -n 20 "$f" >&2
+            echo "---- tail of $f (route dial errors left out)" >&2
+            grep -v 'Error trying to connect to route' "$f" | tail -n 30 >&2
         done
     fi
     rm -rf "$tmp"
@@ -242,14 +242,45 @@ lines[i - 1] = pid
 open(path, "w").write("\n".join(lines) + "\n")
 PY
 done
-for i in \$nodes; do
-  ok=0
-  for _ in \$(seq 1 600); do
-    if curl -sf "http://127.0.0.1:\${mons[\$((i-1))]}/healthz" >/dev/null 2>&1; then ok=1; break; fi
-    sleep 0.1
-  done
-  [ \$ok = 1 ] || { echo "nats node \$i never became healthy" >&2; exit 1; }
-done
+# Wait until every started node is healthy (/healthz: JetStream current
+# with the meta leader and with the streams it holds) and the cluster has
+# formed: 2.10 can answer /healthz before its meta group knows every
+# peer, so also until the meta leader sees both others current. Under a
+# loaded CI machine this has taken tens of seconds.
+python3 - "\${mons[*]}" \$nodes <<'PY' || exit 1
+import json, sys, time, urllib.request, urllib.error
+mons = sys.argv[1].split()
+nodes = [int(n) for n in sys.argv[2:]]
+def get(mon, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{mon}{path}", timeout=5) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+    except Exception as e:
+        return 0, str(e)
+deadline = time.time() + 180
+for n in nodes:
+    while True:
+        code, body = get(mons[n - 1], "/healthz")
+        if code == 200:
+            break
+        if time.time() > deadline:
+            sys.exit(f"nats node {n} never became healthy: {code} {body[:300]}")
+        time.sleep(0.1)
+while True:
+    for mon in mons:
+        code, body = get(mon, "/jsz")
+        if code != 200:
+            continue
+        m = json.loads(body).get("meta_cluster") or {}
+        reps = m.get("replicas") or []
+        if m.get("leader") and len(reps) == 2 and all(x.get("current") for x in reps):
+            sys.exit(0)
+    if time.time() > deadline:
+        sys.exit("the nats cluster never formed (no meta leader with both peers current)")
+    time.sleep(0.1)
+PY
 EOF
     url="nats://127.0.0.1:${ports[0]},nats://127.0.0.1:${ports[1]},nats://127.0.0.1:${ports[2]}/LF?replicas=3"
     ;;

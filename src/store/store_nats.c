@@ -352,8 +352,43 @@ static void on_stored(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     natsMsg_Destroy(msg);
 }
 
+/* A JetStream cluster that is still forming (servers up, the meta group
+ * not yet aware of every peer, or electing) refuses stream info and
+ * creation for a moment: "no suitable peers for placement", "temporarily
+ * unavailable", no leader. Seen with nats-server 2.10 right after its
+ * health check passed, under load. */
+#define ENSURE_WAIT_MS 15000
+static int cluster_forming(natsStatus st, jsErrCode jerr)
+{
+    return jerr == JSClusterNoPeersErr || jerr == JSClusterNotAvailErr ||
+           jerr == JSClusterNotLeaderErr || st == NATS_TIMEOUT || st == NATS_NO_RESPONDERS;
+}
+
+static int ensure_stream_once(nt_store *s, const char *name, const char *subjects, int republish,
+                              natsStatus *stp, jsErrCode *jerrp);
+
+/* Finds or creates a stream, waiting up to ENSURE_WAIT_MS while the
+ * cluster forms; err says what failed last. */
 static int ensure_stream(nt_store *s, const char *name, const char *subjects, int republish,
                          char *err, size_t errlen)
+{
+    int64_t deadline = lf_mono_us() + ENSURE_WAIT_MS * 1000LL;
+    for (;;) {
+        natsStatus st = NATS_OK;
+        jsErrCode jerr = 0;
+        int rc = ensure_stream_once(s, name, subjects, republish, &st, &jerr);
+        if (rc == 0) return 0;
+        if (!cluster_forming(st, jerr) || lf_mono_us() >= deadline) {
+            snprintf(err, errlen, "%s%s", lf_err_get(),
+                     cluster_forming(st, jerr) ? " (still so after 15 s)" : "");
+            return rc;
+        }
+        lf_sleep_ms(250);
+    }
+}
+
+static int ensure_stream_once(nt_store *s, const char *name, const char *subjects, int republish,
+                              natsStatus *stp, jsErrCode *jerrp)
 {
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
@@ -363,8 +398,9 @@ static int ensure_stream(nt_store *s, const char *name, const char *subjects, in
         return 0;
     }
     if (st != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
+        *stp = st;
+        *jerrp = jerr;
         nt_fail(st, jerr, "stream info");
-        snprintf(err, errlen, "%s", lf_err_get());
         return LF_EIO;
     }
     jsStreamConfig cfg;
@@ -388,8 +424,9 @@ static int ensure_stream(nt_store *s, const char *name, const char *subjects, in
     jerr = 0;
     st = js_AddStream(&si, s->js, &cfg, NULL, &jerr);
     if (st != NATS_OK) {
+        *stp = st;
+        *jerrp = jerr;
         nt_fail(st, jerr, "create stream");
-        snprintf(err, errlen, "%s", lf_err_get());
         return LF_EIO;
     }
     jsStreamInfo_Destroy(si);

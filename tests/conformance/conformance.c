@@ -1820,6 +1820,23 @@ static void test_redis_older_layout(void **state)
     assert_int_equal(lf_store_read_stream(s, "a", 5, 10, &l), 0);
     assert_int_equal(l.n, 1);
     assert_int_equal(l.ev[0].position, 5);
+    lf_event_list_clear(&l);
+    /* read_all over entries of both layouts (one field each, then the
+     * packed body) */
+    assert_int_equal(lf_store_read_all(s, 0, 100, &l), 0);
+    assert_int_equal(l.n, 5);
+    for (size_t i = 0; i < l.n; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "{\"k\":%zu}", i);
+        assert_string_equal(l.ev[i].data, want);
+        assert_string_equal(l.ev[i].meta, "{}");
+        assert_string_equal(l.ev[i].stream, "a");
+        assert_int_equal(l.ev[i].position, (int64_t)i + 1);
+        if (i < 3)
+            assert_int_equal(l.ev[i].time_ms, 1000);
+        else
+            assert_true(l.ev[i].time_ms > 1000);
+    }
     lf_event_list_free(&l);
 
     /* old ids: a retry is a duplicate with the stored positions; the same

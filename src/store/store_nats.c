@@ -42,16 +42,20 @@
  *
  * Durability: nats-server 2.9 acknowledges a publish once the message is
  * written to the stream's block file (the OS page cache), and fsyncs on its
- * own timer (2 min by default; no per-message sync before 2.10's
- * sync_interval). An acknowledged append survives the nats-server process
- * being killed, but not a power loss on a single server. With replicas=3
- * the ack comes after a quorum of servers has the message, which is the
- * durability NATS offers: losing the acked append needs two machines to
- * lose power within the sync interval.
+ * own timer (2 min by default; 2.10's `sync_interval: always` fsyncs
+ * each message before its ack: one fsync per append here). An
+ * acknowledged append survives the nats-server process being killed, but
+ * not a power loss on a single server. With replicas=3 the ack comes after
+ * a quorum of servers has the message, which is the durability NATS
+ * offers: losing the acked append needs two machines to lose power within
+ * the sync interval.
  *
  * Threads: one natsConnection and jsCtx, which libnats makes safe to share.
  * wait(): the stream RePublishes a headers-only copy of each stored
  * message to "STREAM.stored.<...>"; a subscription there wakes waiters.
+ * read_all: a reader that comes back from where it stopped (every
+ * subscription) reads through a pull consumer of its own; other reads
+ * through message gets (see "read_all through pull consumers").
  */
 #define _GNU_SOURCE
 #include "store_int.h"
@@ -68,9 +72,28 @@
 
 #define K ((int64_t)LF_BATCH_MAX)
 #define NAME_MAX_ 32
-#define GET_WINDOW 64     /* message-get requests in flight at once */
-#define DUP_WINDOW_S 3600 /* Msg-Id duplicate window */
-#define ANY_RETRIES 1000  /* optimistic retries for LF_EXPECT_ANY */
+#define GET_WINDOW 64                           /* message-get requests in flight at once */
+#define DUP_WINDOW_S 3600                       /* Msg-Id duplicate window */
+#define ANY_RETRIES 1000                        /* optimistic retries for LF_EXPECT_ANY */
+#define CURSORS 12                              /* pull consumers kept for read_all's readers */
+#define CURSOR_FETCH 256                        /* messages per pull request */
+#define CURSOR_BYTES (4 * 1024 * 1024)          /* and bytes at most */
+#define CURSOR_IDLE_US (20 * 1000000LL)         /* a consumer unused this long is deleted */
+#define CURSOR_INACTIVE_NS (120 * 1000000000LL) /* the server drops it after this */
+
+/* A reader of the log that read_all expects back: set after a read that
+ * returned events (valid, no consumer yet); the next read that starts
+ * where it ended creates a pull consumer from there, and later ones fetch
+ * from it. One thread at a time (busy). */
+typedef struct {
+    int valid, busy;
+    int64_t last_pos;      /* the last event returned to this reader */
+    natsSubscription *sub; /* pull subscription on an ephemeral consumer, or NULL */
+    uint64_t next_seq;     /* the stream sequence the consumer delivers next */
+    natsMsgList held;      /* fetched messages from index held_i on not all returned yet */
+    int held_i;
+    int64_t used_us;
+} cursor;
 
 typedef struct {
     natsConnection *nc;
@@ -82,7 +105,8 @@ typedef struct {
     pthread_cond_t head_cond;
     int closing;
     int64_t head;
-    kvStore *leases; /* the "<NAME>_LEASES" KV bucket, opened on first use */
+    kvStore *leases;     /* the "<NAME>_LEASES" KV bucket, opened on first use */
+    cursor cur[CURSORS]; /* read_all's pull consumers, under lock */
 } nt_store;
 
 /* One reply of the message-get API. */
@@ -476,6 +500,8 @@ static int parse_url(nt_store *s, const char *url, char **servers, char *err, si
 }
 
 static void nt_close(void *impl);
+static void cursor_clear(cursor *c, natsSubscription **drop);
+static void cursor_drop(natsSubscription *sub);
 
 static int nt_open(const char *url, void **impl, char *err, size_t errlen)
 {
@@ -547,6 +573,11 @@ static void nt_close(void *impl)
     if (s->stored_sub) {
         natsSubscription_Unsubscribe(s->stored_sub);
         natsSubscription_Destroy(s->stored_sub);
+    }
+    for (int i = 0; i < CURSORS; i++) {
+        natsSubscription *d = NULL;
+        cursor_clear(&s->cur[i], &d);
+        cursor_drop(d);
     }
     if (s->leases) kvStore_Destroy(s->leases);
     if (s->js) jsCtx_Destroy(s->js);
@@ -899,9 +930,9 @@ out:
     return rc;
 }
 
-static int nt_read_all(void *impl, int64_t after, size_t max, lf_event_list *out)
+/* read_all by message gets: n pipelined requests to the stream leader. */
+static int read_all_get(nt_store *s, int64_t after, size_t max, lf_event_list *out)
 {
-    nt_store *s = impl;
     uint64_t seq = (uint64_t)((after + 1) / K);
     if (seq < 1) seq = 1;
     size_t room = max;
@@ -931,6 +962,207 @@ static int nt_read_all(void *impl, int64_t after, size_t max, lf_event_list *out
         if (end) break;
     }
     return rc;
+}
+
+/* ---- read_all through pull consumers ---------------------------------
+ * A subscriber (projection follower, catch-up) calls read_all again and
+ * again, each time from the last event it got. Such a reader is served by
+ * a JetStream pull consumer of its own: an ephemeral consumer on the
+ * stream from the sequence it needs (deliver by start sequence, no acks,
+ * the server drops it after CURSOR_INACTIVE_NS without pulls), fetched
+ * CURSOR_FETCH messages per request, the bodies raw (a message get
+ * answers one message per request, in JSON with the body in base64).
+ * A reader is recognised by its position: after a read that returned
+ * events, the next read_all from exactly its last position creates the
+ * consumer (a one-off read never does). Whatever does not fit in one
+ * call stays held for the next. The consumer must deliver every sequence
+ * in order; on anything else (a gap, an error, a server restart that lost
+ * it, a message over CURSOR_BYTES) the reader falls back to message gets
+ * and the consumer is deleted. So does a reader whose consumer has
+ * nothing while the log goes further (cursor_read): a read still sees
+ * every acknowledged append, as message gets (answered by the stream
+ * leader) do. */
+static void cursor_clear(cursor *c, natsSubscription **drop)
+{
+    *drop = c->sub;
+    natsMsgList_Destroy(&c->held);
+    memset(c, 0, sizeof *c);
+}
+
+static void cursor_drop(natsSubscription *sub)
+{
+    if (!sub) return;
+    natsSubscription_Unsubscribe(sub); /* deletes the ephemeral consumer */
+    natsSubscription_Destroy(sub);
+}
+
+/* Fetches the next messages into c->held (none: c->held.Count == 0);
+ * checks that they carry the sequences the consumer owes. */
+static int cursor_fetch(cursor *c, int batch)
+{
+    natsMsgList_Destroy(&c->held);
+    memset(&c->held, 0, sizeof c->held);
+    c->held_i = 0;
+    jsFetchRequest fr;
+    jsFetchRequest_Init(&fr);
+    fr.Batch = batch;
+    fr.MaxBytes = CURSOR_BYTES;
+    fr.NoWait = true;
+    fr.Expires = 2000 * 1000000LL; /* only a bound: asked when there is more */
+    natsStatus st = natsSubscription_FetchRequest(&c->held, c->sub, &fr);
+    if (st == NATS_NOT_FOUND || st == NATS_TIMEOUT) return 0; /* nothing now */
+    if (st != NATS_OK) return nt_fail(st, 0, "fetch");
+    for (int i = 0; i < c->held.Count; i++) {
+        jsMsgMetaData *md = NULL;
+        st = natsMsg_GetMetaData(&md, c->held.Msgs[i]);
+        uint64_t seq = st == NATS_OK ? md->Sequence.Stream : 0;
+        if (md) jsMsgMetaData_Destroy(md);
+        if (seq != c->next_seq) {
+            lf_err_set("nats: consumer delivered sequence %llu, expected %llu",
+                       (unsigned long long)seq, (unsigned long long)c->next_seq);
+            return LF_EIO;
+        }
+        c->next_seq++;
+    }
+    return 0;
+}
+
+static int cursor_create(nt_store *s, cursor *c, int64_t after)
+{
+    uint64_t seq = (uint64_t)((after + 1) / K);
+    if (seq < 1) seq = 1;
+    char subj[64];
+    snprintf(subj, sizeof subj, "%s.e.>", s->name);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = s->name;
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = seq;
+    so.Config.AckPolicy = js_AckNone;
+    so.Config.InactiveThreshold = CURSOR_INACTIVE_NS;
+    jsErrCode jerr = 0;
+    natsStatus st = js_PullSubscribe(&c->sub, s->js, subj, NULL, NULL, &so, &jerr);
+    if (st != NATS_OK) {
+        c->sub = NULL;
+        return nt_fail(st, jerr, "pull consumer");
+    }
+    c->next_seq = seq;
+    return 0;
+}
+
+/* cursor_read: the consumer has nothing although the log goes further. */
+#define CURSOR_LAGS 1
+
+static int nt_head(void *impl, int64_t *pos);
+
+/* Reads from the consumer: events after `after`, at most *room. A pull
+ * request is sent only when the log holds more than the reader has: a
+ * no-wait request on an empty consumer is held until it expires by
+ * nats-server 2.9, not answered "no messages". What the log holds is the
+ * head this process knows (its appends, the RePublish), asked from the
+ * server (stream info) when that says the reader is at the end. */
+static int cursor_read(nt_store *s, cursor *c, int64_t after, size_t *room, lf_event_list *out)
+{
+    int rc = 0, asked = 0;
+    if (!c->sub && (rc = cursor_create(s, c, after))) return rc;
+    while (*room) {
+        while (c->held_i < c->held.Count && *room) {
+            natsMsg *m = c->held.Msgs[c->held_i];
+            uint64_t seq = c->next_seq - (uint64_t)(c->held.Count - c->held_i);
+            got_msg g = {.found = 1,
+                         .seq = seq,
+                         .data = (unsigned char *)(uintptr_t)natsMsg_GetData(m),
+                         .len = (size_t)natsMsg_GetDataLength(m)};
+            if ((rc = batch_decode(&g, after, 1, room, out))) return rc;
+            /* all of it returned: room left, or its last event was */
+            if (*room || (out->n && out->ev[out->n - 1].position == (int64_t)(seq + 1) * K - 1))
+                c->held_i++;
+        }
+        if (!*room) break;
+        /* the next message's last event is at next_seq * K + K - 1 */
+        int64_t next_last = (int64_t)c->next_seq * K + K - 1;
+        pthread_mutex_lock(&s->lock);
+        int more = s->head >= next_last;
+        pthread_mutex_unlock(&s->lock);
+        if (!more && !asked) {
+            int64_t h = 0;
+            asked = 1;
+            if ((rc = nt_head(s, &h))) return rc;
+            head_seen(s, h);
+            more = h >= next_last;
+        }
+        if (!more) break; /* the end of the log */
+        size_t want = *room < CURSOR_FETCH ? *room : CURSOR_FETCH;
+        if ((rc = cursor_fetch(c, (int)want))) return rc;
+        if (c->held.Count == 0) return CURSOR_LAGS;
+    }
+    return 0;
+}
+
+static int nt_read_all(void *impl, int64_t after, size_t max, lf_event_list *out)
+{
+    nt_store *s = impl;
+    natsSubscription *drop[CURSORS];
+    int ndrop = 0;
+    cursor *c = NULL, *spare = NULL;
+    int64_t now = lf_mono_us();
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < CURSORS; i++) {
+        cursor *x = &s->cur[i];
+        if (x->busy) continue;
+        if (x->valid && now - x->used_us > CURSOR_IDLE_US) cursor_clear(x, &drop[ndrop++]);
+        if (!x->valid) {
+            if (!spare) spare = x;
+        } else if (x->last_pos == after && !c) {
+            c = x;
+        } else if (!spare || (spare->valid && x->used_us < spare->used_us)) {
+            spare = x; /* the least recently used */
+        }
+    }
+    if (c) c->busy = 1;
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < ndrop; i++)
+        cursor_drop(drop[i]);
+
+    size_t n0 = out->n, room = max;
+    int rc = 0;
+    if (c) {
+        rc = cursor_read(s, c, after, &room, out);
+        if (rc) {
+            /* keep what was read; message gets go on from there */
+            int64_t at = out->n > n0 ? out->ev[out->n - 1].position : after;
+            LF_INFO("store", "nats: pull consumer left for message gets at %lld: %s", (long long)at,
+                    rc == CURSOR_LAGS ? "it lags" : lf_err_get());
+            pthread_mutex_lock(&s->lock);
+            natsSubscription *d = NULL;
+            cursor_clear(c, &d);
+            pthread_mutex_unlock(&s->lock);
+            cursor_drop(d);
+            c = NULL;
+            rc = read_all_get(s, at, room, out);
+        }
+    } else {
+        rc = read_all_get(s, after, max, out);
+    }
+    if (rc) return rc;
+    /* remember where this reader will come back */
+    pthread_mutex_lock(&s->lock);
+    if (c) {
+        c->busy = 0;
+        c->used_us = lf_mono_us();
+        if (out->n > n0) c->last_pos = out->ev[out->n - 1].position;
+    } else if (out->n > n0 && spare && !spare->busy) {
+        natsSubscription *d = NULL;
+        if (spare->valid) cursor_clear(spare, &d);
+        spare->valid = 1;
+        spare->last_pos = out->ev[out->n - 1].position;
+        spare->used_us = lf_mono_us();
+        pthread_mutex_unlock(&s->lock);
+        if (d) cursor_drop(d);
+        return 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return 0;
 }
 
 static int nt_head(void *impl, int64_t *pos)

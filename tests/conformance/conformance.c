@@ -24,6 +24,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#ifdef LF_HAVE_NATS
+#include <nats/nats.h>
+#endif
 #ifdef LF_HAVE_REDIS
 #include <hiredis.h>
 #endif
@@ -1861,6 +1864,127 @@ static void test_redis_older_layout(void **state)
 }
 
 /* ---- redis: a damaged id tag is refused -------------------------------- */
+#ifdef LF_HAVE_NATS
+/* This run's NATS servers and stream name, from its store URL
+ * ("nats://a,nats://b/STREAM?replicas=3"). */
+static void nats_parts(char *servers, size_t slen, char *stream, size_t stlen)
+{
+    char u[1024];
+    snprintf(u, sizeof u, "%s", g_fixed_url);
+    char *q = strchr(u, '?');
+    if (q) *q = '\0';
+    snprintf(stream, stlen, "LF");
+    char *last = strrchr(u, '/');
+    if (last && last > u && last[-1] != '/' && !strchr(last, ':')) {
+        snprintf(stream, stlen, "%s", last + 1);
+        *last = '\0';
+    }
+    snprintf(servers, slen, "%s", u);
+}
+
+static int64_t nats_consumers(jsCtx *js, const char *stream)
+{
+    jsStreamInfo *si = NULL;
+    assert_int_equal(js_GetStreamInfo(&si, js, stream, NULL, NULL), NATS_OK);
+    int64_t n = si->State.Consumers;
+    jsStreamInfo_Destroy(si);
+    return n;
+}
+
+/* Reads everything after `after` with read_all(max 7): positions strictly
+ * increasing, returns the count and the last position in *after. */
+static size_t read_all_by_7(lf_store *s, int64_t *after, const char *prefix)
+{
+    lf_event_list l;
+    lf_event_list_init(&l);
+    size_t n = 0;
+    for (;;) {
+        assert_int_equal(lf_store_read_all(s, *after, 7, &l), 0);
+        if (l.n == 0) break;
+        assert_true(l.n <= 7);
+        for (size_t i = 0; i < l.n; i++) {
+            assert_true(l.ev[i].position > *after);
+            *after = l.ev[i].position;
+            assert_int_equal(strncmp(l.ev[i].stream, prefix, strlen(prefix)), 0);
+        }
+        n += l.n;
+        lf_event_list_clear(&l);
+    }
+    lf_event_list_free(&l);
+    return n;
+}
+#endif
+
+/* NATS: a reader that comes back reads through a pull consumer of its own
+ * (docs/ARCHITECTURE.md); across messages it returns in parts, with writes
+ * by another handle, and after its consumer is deleted behind its back. */
+static void test_nats_pull_consumer(void **state)
+{
+    (void)state;
+    if (strncmp(g_fixed_url, "nats://", 7) != 0) skip();
+#ifndef LF_HAVE_NATS
+    skip();
+#else
+    char servers[1024], stream[64], err[256], prefix[64], st[96];
+    nats_parts(servers, sizeof servers, stream, sizeof stream);
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, servers), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    lf_store *a = NULL, *b = NULL;
+    assert_int_equal(lf_store_open(g_fixed_url, &a, err, sizeof err), 0);
+    assert_int_equal(lf_store_open(g_fixed_url, &b, err, sizeof err), 0);
+    int64_t before = nats_consumers(js, stream);
+    snprintf(prefix, sizeof prefix, "%s-pull", g_prefix);
+    int64_t after = head_of(a);
+    static lf_event_in evs[100];
+    for (int i = 0; i < 100; i++)
+        evs[i] = ev("Pulled", "{\"k\":1}");
+    const size_t sizes[3] = {1, 5, 100};
+    size_t want = 0;
+    lf_append_result r;
+    for (int i = 0; i < 30; i++) {
+        snprintf(st, sizeof st, "%s-%d", prefix, i % 3);
+        assert_int_equal(lf_store_append(a, st, LF_EXPECT_ANY, evs, sizes[i % 3], &r), 0);
+        want += sizes[i % 3];
+    }
+    /* b: in parts of 7 across messages of 1, 5 and 100 events */
+    assert_int_equal(read_all_by_7(b, &after, prefix), want);
+    assert_true(nats_consumers(js, stream) > before); /* it read through one */
+
+    /* more from a, which b hears of only through the server */
+    want = 0;
+    for (int i = 0; i < 12; i++) {
+        snprintf(st, sizeof st, "%s-%d", prefix, i % 3);
+        assert_int_equal(lf_store_append(a, st, LF_EXPECT_ANY, evs, sizes[i % 3], &r), 0);
+        want += sizes[i % 3];
+    }
+    assert_int_equal(read_all_by_7(b, &after, prefix), want);
+
+    /* its consumers deleted behind its back: b still reads everything */
+    jsConsumerNamesList *names = NULL;
+    assert_int_equal(js_ConsumerNames(&names, js, stream, NULL, NULL), NATS_OK);
+    for (int i = 0; i < names->Count; i++)
+        js_DeleteConsumer(js, stream, names->List[i], NULL, NULL);
+    jsConsumerNamesList_Destroy(names);
+    want = 0;
+    for (int i = 0; i < 9; i++) {
+        snprintf(st, sizeof st, "%s-%d", prefix, i % 3);
+        assert_int_equal(lf_store_append(a, st, LF_EXPECT_ANY, evs, sizes[i % 3], &r), 0);
+        want += sizes[i % 3];
+    }
+    assert_int_equal(read_all_by_7(b, &after, prefix), want);
+    assert_int_equal(after, head_of(a));
+
+    /* closing deletes its consumers */
+    lf_store_close(b);
+    assert_true(nats_consumers(js, stream) <= before);
+    lf_store_close(a);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+#endif
+}
+
 static void test_redis_damaged_tag(void **state)
 {
     (void)state;
@@ -1953,6 +2077,7 @@ int main(void)
         cmocka_unit_test(test_redis_older_layout),
         cmocka_unit_test_setup_teardown(test_redis_generated_ids, setup, teardown),
         cmocka_unit_test(test_redis_damaged_tag),
+        cmocka_unit_test(test_nats_pull_consumer),
     };
     int failed = cmocka_run_group_tests_name("store_conformance", tests, NULL, NULL);
     if (g_dir[0]) rm_tree(g_dir);

@@ -19,7 +19,8 @@
  *             version int, data bytea, UNIQUE(stream, version)), binary data
  *   redis     raw: the batch's B XADDs to "lfraw:<stream>", pipelined
  *             (hiredis), then the B replies; --raw event: each entry holds
- *             the event's fields (i s v t tm d m, like our log entries);
+ *             the event as our log entries do (i s v, and b: type, time,
+ *             meta and data packed in one field);
  *             --raw indexed: the same plus one HSET per batch of its
  *             ids -> versions (an id index, which idempotent appends
  *             need: ours keeps one, the postgres peer has id UNIQUE);
@@ -331,8 +332,18 @@ static int raw_batch(raw_conn *c, const char *st, int64_t v0, int64_t k0, int n)
             }
             lf_uuid_v7(ids[i]);
             snprintf(vers[i], 24, "%lld", (long long)(v0 + 1 + i));
-            redisAppendCommand(c->rd, "XADD %s * i %s s %s v %s t DoorClosed tm %s d %s m {}", key,
-                               ids[i], st, vers[i], tm, g_pool[(k0 + i) % POOL_N]);
+            /* our log entry's shape: i s v, and b = TYPE NUL TIME NUL META NUL
+             * DATA (store_redis.c pack_body) */
+            const char *d = g_pool[(k0 + i) % POOL_N];
+            size_t tl = strlen(tm), dl = strlen(d);
+            char *b = lf_xmalloc(11 + tl + 1 + 3 + dl);
+            memcpy(b, "DoorClosed", 11);
+            memcpy(b + 11, tm, tl + 1);
+            memcpy(b + 11 + tl + 1, "{}", 3);
+            memcpy(b + 11 + tl + 1 + 3, d, dl);
+            redisAppendCommand(c->rd, "XADD %s * i %s s %s v %s b %b", key, ids[i], st, vers[i], b,
+                               11 + tl + 1 + 3 + dl);
+            free(b);
         }
         int replies = n;
         if (g_raw_event == 2) {
@@ -517,9 +528,9 @@ static const char *raw_what(void)
                      "data, meta) into a plain event table, 1 txn/batch"
                    : "narrow: multi-row INSERT (stream, version, data bytea), 1 txn/batch";
     case E_REDIS:
-        return g_raw_event == 2 ? "indexed: pipelined XADD of the same events (i s v t tm d m "
-                                  "fields) + one HSET id -> version per batch"
-               : g_raw_event    ? "pipelined XADD of the same events (i s v t tm d m fields)"
+        return g_raw_event == 2 ? "indexed: pipelined XADD of the same events (i s v b, as our "
+                                  "entries) + one HSET id -> version per batch"
+               : g_raw_event    ? "pipelined XADD of the same events (i s v b, as our entries)"
                                 : "narrow: pipelined XADD type DoorClosed data D";
     case E_NATS:
         return "js_PublishAsync + Complete/batch";

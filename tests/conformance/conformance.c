@@ -1913,6 +1913,25 @@ static size_t read_all_by_7(lf_store *s, int64_t *after, const char *prefix)
     lf_event_list_free(&l);
     return n;
 }
+
+/* Appends `count` batches of 1, 5 and 100 events in turn to three streams
+ * "<prefix>-0..2"; returns the events appended. */
+static size_t append_mixed(lf_store *s, const char *prefix, int count)
+{
+    static lf_event_in evs[100];
+    for (int i = 0; i < 100; i++)
+        evs[i] = ev("Pulled", "{\"k\":1}");
+    const size_t sizes[3] = {1, 5, 100};
+    size_t n = 0;
+    char st[96];
+    lf_append_result r;
+    for (int i = 0; i < count; i++) {
+        snprintf(st, sizeof st, "%s-%d", prefix, i % 3);
+        assert_int_equal(lf_store_append(s, st, LF_EXPECT_ANY, evs, sizes[i % 3], &r), 0);
+        n += sizes[i % 3];
+    }
+    return n;
+}
 #endif
 
 /* NATS: a reader that comes back reads through a pull consumer of its own
@@ -1925,7 +1944,7 @@ static void test_nats_pull_consumer(void **state)
 #ifndef LF_HAVE_NATS
     skip();
 #else
-    char servers[1024], stream[64], err[256], prefix[64], st[96];
+    char servers[1024], stream[64], err[256], prefix[64];
     nats_parts(servers, sizeof servers, stream, sizeof stream);
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
@@ -1937,28 +1956,13 @@ static void test_nats_pull_consumer(void **state)
     int64_t before = nats_consumers(js, stream);
     snprintf(prefix, sizeof prefix, "%s-pull", g_prefix);
     int64_t after = head_of(a);
-    static lf_event_in evs[100];
-    for (int i = 0; i < 100; i++)
-        evs[i] = ev("Pulled", "{\"k\":1}");
-    const size_t sizes[3] = {1, 5, 100};
-    size_t want = 0;
-    lf_append_result r;
-    for (int i = 0; i < 30; i++) {
-        snprintf(st, sizeof st, "%s-%d", prefix, i % 3);
-        assert_int_equal(lf_store_append(a, st, LF_EXPECT_ANY, evs, sizes[i % 3], &r), 0);
-        want += sizes[i % 3];
-    }
+    size_t want = append_mixed(a, prefix, 30);
     /* b: in parts of 7 across messages of 1, 5 and 100 events */
     assert_int_equal(read_all_by_7(b, &after, prefix), want);
     assert_true(nats_consumers(js, stream) > before); /* it read through one */
 
     /* more from a, which b hears of only through the server */
-    want = 0;
-    for (int i = 0; i < 12; i++) {
-        snprintf(st, sizeof st, "%s-%d", prefix, i % 3);
-        assert_int_equal(lf_store_append(a, st, LF_EXPECT_ANY, evs, sizes[i % 3], &r), 0);
-        want += sizes[i % 3];
-    }
+    want = append_mixed(a, prefix, 12);
     assert_int_equal(read_all_by_7(b, &after, prefix), want);
 
     /* its consumers deleted behind its back: b still reads everything */
@@ -1967,12 +1971,7 @@ static void test_nats_pull_consumer(void **state)
     for (int i = 0; i < names->Count; i++)
         js_DeleteConsumer(js, stream, names->List[i], NULL, NULL);
     jsConsumerNamesList_Destroy(names);
-    want = 0;
-    for (int i = 0; i < 9; i++) {
-        snprintf(st, sizeof st, "%s-%d", prefix, i % 3);
-        assert_int_equal(lf_store_append(a, st, LF_EXPECT_ANY, evs, sizes[i % 3], &r), 0);
-        want += sizes[i % 3];
-    }
+    want = append_mixed(a, prefix, 9);
     assert_int_equal(read_all_by_7(b, &after, prefix), want);
     assert_int_equal(after, head_of(a));
 
